@@ -1,0 +1,114 @@
+//! `server`: start one concurrency model speaking one protocol.
+//!
+//! Prints exactly one line, `listening on ADDR`, to stdout once it accepts connections (so a
+//! script that asked for port 0 learns the real port); everything else goes to stderr.
+//! SIGINT or SIGTERM stops accepting, lets open connections finish within `--grace`, and exits
+//! 0; a second signal exits at once with status 1.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Parser;
+use clap::builder::PossibleValuesParser;
+use servers::session::Knobs;
+use servers::{Model, Proto, Runtime, ServerConfig, Shutdown, net};
+use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::iterator::Signals;
+
+/// Serve one of the lab's protocols with one concurrency model.
+///
+/// Example: `server --model reactor --proto echo-line --addr 127.0.0.1:7000`, then
+/// `nc 127.0.0.1 7000` and type lines.
+#[derive(Parser, Debug)]
+#[command(version, about, long_about = None)]
+struct Args {
+    /// Concurrency model: how connections are scheduled onto threads.
+    #[arg(long, value_parser = PossibleValuesParser::new(Model::ALL.map(Model::name)))]
+    model: String,
+    /// Protocol spoken on every connection.
+    #[arg(long, value_parser = PossibleValuesParser::new(Proto::ALL.map(Proto::name)))]
+    proto: String,
+    /// Address to listen on; port 0 picks a free port (printed on stdout).
+    #[arg(long, default_value = "127.0.0.1:0")]
+    addr: SocketAddr,
+    /// Worker threads for `thread-pool` and for `async --runtime multi-thread` [default: CPUs].
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
+    threads: Option<u16>,
+    /// Connections that may wait for a `thread-pool` worker; beyond that new ones are closed.
+    #[arg(long, default_value_t = 128, value_parser = clap::value_parser!(u32).range(1..))]
+    queue: u32,
+    /// Tokio scheduler for the `async` model.
+    #[arg(long, default_value = "current-thread", value_parser = PossibleValuesParser::new(Runtime::NAMES))]
+    runtime: String,
+    /// Largest request payload in bytes; a larger one is a protocol error.
+    #[arg(long, default_value_t = servers::proto::DEFAULT_MAX_FRAME as u32, value_parser = clap::value_parser!(u32).range(1..=(1 << 30)))]
+    max_frame: u32,
+    /// Burn this many microseconds of CPU per request.
+    #[arg(long, default_value_t = 0)]
+    work_us: u64,
+    /// Sleep this many microseconds per request, as a blocking database call would.
+    #[arg(long, default_value_t = 0)]
+    block_us: u64,
+    /// After SIGINT/SIGTERM, how long open connections may take to finish (e.g. 500ms, 5s).
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    grace: Duration,
+}
+
+fn main() -> ExitCode {
+    match run(Args::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("server: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: Args) -> anyhow::Result<()> {
+    let model: Model = args.model.parse().map_err(anyhow::Error::msg)?;
+    let mut config = ServerConfig::new(args.proto.parse().map_err(anyhow::Error::msg)?);
+    config.runtime = args.runtime.parse().map_err(anyhow::Error::msg)?;
+    config.max_frame = args.max_frame as usize;
+    config.queue = args.queue as usize;
+    config.grace = args.grace;
+    config.knobs =
+        Knobs { work: Duration::from_micros(args.work_us), block: Duration::from_micros(args.block_us) };
+    if let Some(threads) = args.threads {
+        config.threads = threads.into();
+    }
+
+    if let Err(e) = net::raise_fd_limit() {
+        eprintln!("warning: cannot raise the open-file limit: {e}");
+    }
+    let listener = net::bind(args.addr).with_context(|| format!("cannot listen on {}", args.addr))?;
+    let shutdown = Shutdown::new();
+    watch_signals(&shutdown)?;
+
+    let addr = listener.local_addr()?;
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "listening on {addr}")?;
+    stdout.flush()?;
+    drop(stdout);
+
+    model.run(listener, &config, &shutdown).with_context(|| format!("{model} server failed"))
+}
+
+/// First SIGINT/SIGTERM: graceful shutdown. Second: leave at once.
+fn watch_signals(shutdown: &Shutdown) -> anyhow::Result<()> {
+    let mut signals = Signals::new([SIGINT, SIGTERM]).context("cannot install signal handlers")?;
+    let shutdown = shutdown.clone();
+    std::thread::Builder::new().name("signals".into()).spawn(move || {
+        for _ in signals.forever() {
+            if shutdown.is_triggered() {
+                eprintln!("second signal: exiting now");
+                std::process::exit(1);
+            }
+            eprintln!("shutting down: no new connections, finishing open ones");
+            shutdown.trigger();
+        }
+    })?;
+    Ok(())
+}

@@ -1,0 +1,84 @@
+//! Everything a model needs to know to run, as plain typed values (the `server` binary turns
+//! command-line flags into this; tests build it directly).
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+use crate::proto::{DEFAULT_MAX_FRAME, Proto};
+use crate::session::{Knobs, Session};
+
+/// Which tokio scheduler the `async` model uses.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Runtime {
+    /// One thread runs every task: the fair comparison with the one-thread `reactor`.
+    #[default]
+    CurrentThread,
+    /// A worker per `--threads`, with work stealing between them.
+    MultiThread,
+}
+
+impl Runtime {
+    /// Every runtime, as named on the command line.
+    pub const NAMES: [&'static str; 2] = ["current-thread", "multi-thread"];
+}
+
+impl fmt::Display for Runtime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Runtime::CurrentThread => "current-thread",
+            Runtime::MultiThread => "multi-thread",
+        })
+    }
+}
+
+impl FromStr for Runtime {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "current-thread" => Ok(Runtime::CurrentThread),
+            "multi-thread" => Ok(Runtime::MultiThread),
+            _ => Err(format!("unknown runtime `{s}` (expected current-thread or multi-thread)")),
+        }
+    }
+}
+
+/// How a server behaves, independent of its concurrency model.
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    /// The protocol spoken on every connection.
+    pub proto: Proto,
+    /// The largest request payload accepted; larger ones are malformed.
+    pub max_frame: usize,
+    /// Worker threads for `thread-pool` and for `async` with the multi-thread runtime.
+    pub threads: usize,
+    /// Accepted connections that may wait for a `thread-pool` worker before new ones are refused.
+    pub queue: usize,
+    /// The tokio scheduler for `async`.
+    pub runtime: Runtime,
+    /// Per-request CPU work and blocking.
+    pub knobs: Knobs,
+    /// After a shutdown request, how long open connections may take to finish.
+    pub grace: Duration,
+}
+
+impl ServerConfig {
+    /// The defaults the `server` binary uses, for protocol `proto`.
+    pub fn new(proto: Proto) -> ServerConfig {
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        ServerConfig {
+            proto,
+            max_frame: DEFAULT_MAX_FRAME,
+            threads: cpus,
+            queue: 128,
+            runtime: Runtime::default(),
+            knobs: Knobs::default(),
+            grace: Duration::from_secs(5),
+        }
+    }
+
+    /// A fresh protocol session for one new connection.
+    pub fn session(&self) -> Session {
+        Session::new(self.proto, self.max_frame, self.knobs)
+    }
+}

@@ -1,0 +1,31 @@
+//! # The servers of the concurrency-model lab
+//!
+//! The same protocols, served by one file per concurrency model, so that the *only* difference
+//! between two servers is how connections are scheduled onto threads.
+//!
+//! ```text
+//!   bin/server.rs ──► models::Model::run ──► models/<model>.rs   sockets, threads, readiness
+//!                                                 │
+//!                                                 ▼
+//!                                   session::Session::serve        per-request knobs
+//!                                                 │
+//!                                                 ▼
+//!                                     proto/<protocol>.rs           bytes in, bytes out (sans-IO)
+//! ```
+//!
+//! Reading order for a newcomer: [`proto`] (what is being served), then the models in the order
+//! of [`models`]'s table, then [`shutdown`] (how every model stops the same way), [`net`] (what
+//! can go wrong around `accept`) and [`buffer`].
+
+pub mod buffer;
+pub mod config;
+pub mod models;
+pub mod net;
+pub mod proto;
+pub mod session;
+pub mod shutdown;
+
+pub use config::{Runtime, ServerConfig};
+pub use models::Model;
+pub use proto::Proto;
+pub use shutdown::Shutdown;

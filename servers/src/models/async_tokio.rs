@@ -1,0 +1,153 @@
+//! # `async`: the reactor's loop, written by the compiler (tokio)
+//!
+//! Each connection is served by an `async fn` that reads like the blocking version: read,
+//! answer, write, repeat. But `.await` on a socket that is not ready does not block the thread:
+//! the function *returns* to the runtime, saving its local variables in a compiler-generated
+//! state machine (the future), and the runtime polls it again when epoll reports the socket
+//! ready. It is the `reactor` model with the per-connection bookkeeping generated for you.
+//!
+//! ```text
+//!   runtime thread:  poll epoll ──► wake task 7 ──► task 7 runs to its next .await ──┐
+//!                        ▲                                                            │
+//!                        └──────── wake task 3 ◄── …  ◄───────────────────────────────┘
+//!   task = one connection's `serve_connection` future (a few hundred bytes + its buffer)
+//! ```
+//!
+//! `--runtime current-thread` (the default) runs every task on one thread: a fair match for
+//! the one-thread `reactor`. `--runtime multi-thread` runs `--threads` workers that steal tasks
+//! from each other, so all cores serve connections without the program saying which.
+//!
+//! **What it costs.** Each task owns its buffer (4 KiB here, as most async servers allocate
+//! per connection) and a boxed future; waking a task goes through the runtime's scheduler
+//! queues. Those are small costs per request, measured against `reactor` in the results.
+//!
+//! **Where it breaks.** The same place as the reactor, but less visibly: code that blocks inside
+//! an `async fn` (`--block-us` here, or any `std` call that sleeps) stalls the whole runtime
+//! thread and every task on it, and nothing in the code looks wrong. Production code moves such
+//! work to `spawn_blocking` or a separate pool. CPU-heavy requests (`--work-us`) delay their
+//! neighbours on the same worker until the task reaches an `.await`.
+//!
+//! **What production servers do.** Exactly this, mostly on the multi-thread runtime: hyper,
+//! axum, tonic and most Rust network services are tokio tasks per connection.
+
+use std::io::{self, ErrorKind};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Notify;
+use tokio::task::JoinSet;
+
+use crate::buffer::InputBuffer;
+use crate::config::{Runtime, ServerConfig};
+use crate::net::{AcceptFailure, FdReserve, LINGER_BYTES, LINGER_TIME};
+use crate::session::Session;
+use crate::shutdown::{OpenConnections, Shutdown, Tracked};
+
+/// Build the runtime `config.runtime` asks for and serve on it until shutdown.
+pub fn run(listener: std::net::TcpListener, config: &ServerConfig, shutdown: &Shutdown) -> io::Result<()> {
+    let mut builder = match config.runtime {
+        Runtime::CurrentThread => tokio::runtime::Builder::new_current_thread(),
+        Runtime::MultiThread => {
+            let mut b = tokio::runtime::Builder::new_multi_thread();
+            b.worker_threads(config.threads.max(1));
+            b
+        }
+    };
+    let runtime = builder.enable_all().build()?;
+    runtime.block_on(serve(listener, config, shutdown))
+}
+
+/// The accept loop: one task per connection, until shutdown; then drain.
+async fn serve(
+    listener: std::net::TcpListener,
+    config: &ServerConfig,
+    shutdown: &Shutdown,
+) -> io::Result<()> {
+    listener.set_nonblocking(true)?;
+    let listener = TcpListener::from_std(listener)?;
+    let stop = Arc::new(Notify::new());
+    {
+        let stop = Arc::clone(&stop);
+        // `notify_one` stores a permit if nobody waits yet, so a trigger is never lost.
+        shutdown.on_trigger(move || stop.notify_one());
+    }
+    let conns = OpenConnections::new();
+    let mut tasks = JoinSet::new();
+    let mut reserve = FdReserve::new();
+    loop {
+        tokio::select! {
+            _ = stop.notified() => break,
+            // Reap finished tasks as we go, so the set holds only live connections.
+            Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => {
+                    tasks.spawn(serve_connection(conns.track(stream), config.session()));
+                }
+                Err(e) => match AcceptFailure::of(&e) {
+                    AcceptFailure::OneConnection => {}
+                    AcceptFailure::OutOfFds => {
+                        // Shed through the raw socket: tokio has no synchronous accept.
+                        let sock = socket2::SockRef::from(&listener);
+                        if !reserve.shed(|| sock.accept()) {
+                            tokio::time::sleep(Duration::from_millis(10)).await;
+                        }
+                    }
+                    AcceptFailure::Resources => tokio::time::sleep(Duration::from_millis(10)).await,
+                    AcceptFailure::Fatal => return Err(e),
+                },
+            },
+        }
+    }
+    drop(listener);
+    // Same drain as every model (see `crate::shutdown`): no more input, finish, close.
+    conns.stop_reading_all();
+    let finished =
+        tokio::time::timeout(config.grace, async { while tasks.join_next().await.is_some() {} }).await;
+    if finished.is_err() {
+        eprintln!("grace period over: closed {} connection(s) still open", tasks.len());
+        tasks.shutdown().await;
+    }
+    Ok(())
+}
+
+/// Serve one connection: the blocking loop of `blocking_io::serve_connection`, with `.await`.
+async fn serve_connection(mut stream: Tracked<TcpStream>, mut session: Session) -> io::Result<()> {
+    // See `blocking_io::serve_connection` for why Nagle is off.
+    stream.set_nodelay(true)?;
+    let mut input = InputBuffer::new(session.max_request_len());
+    let mut output = Vec::new();
+    loop {
+        let n = match stream.read(input.spare()).await {
+            Ok(0) => return Ok(()),
+            Ok(n) => n,
+            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        input.filled(n);
+        let served = input.serve(&mut session, &mut output);
+        stream.write_all(&output).await?;
+        output.clear();
+        if served.malformed {
+            close_after_error(&mut stream).await;
+            return Ok(());
+        }
+    }
+}
+
+/// Close after an error reply without letting a reset destroy it (see `crate::net::LINGER_TIME`).
+async fn close_after_error(stream: &mut TcpStream) {
+    let _ = stream.shutdown().await;
+    let _ = tokio::time::timeout(LINGER_TIME, async {
+        let mut sink = [0u8; 4096];
+        let mut discarded = 0;
+        while discarded < LINGER_BYTES {
+            match stream.read(&mut sink).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => discarded += n,
+            }
+        }
+    })
+    .await;
+}

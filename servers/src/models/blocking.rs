@@ -1,0 +1,42 @@
+//! # `blocking`: one client at a time
+//!
+//! The simplest server there is: one thread accepts a connection, serves it until the client
+//! leaves, and only then accepts the next.
+//!
+//! ```text
+//!   accept ──► serve A ─────────────────────────► accept ──► serve B ──► …
+//!                 ▲                                             ▲
+//!   client A ─────┘ (as long as A stays connected,             │
+//!   client B ── connects, waits in the kernel's backlog ────────┘  B gets nothing)
+//! ```
+//!
+//! **What it costs.** One thread and one small buffer, whatever the load. There is no locking,
+//! no scheduling, no event machinery: a request travels `read` → decode → `write` on one stack.
+//! With a single client sending requests back to back, nothing is faster.
+//!
+//! **Where it breaks.** The second client. TCP completes B's handshake in the kernel, so B
+//! believes it is connected, but no thread will read from it until A disconnects. One idle
+//! client, or one slow one, denies service to everyone; throughput does not grow with
+//! connections at all. The conformance suite asserts exactly this (the *idle-client* test).
+//!
+//! **What production servers do instead.** Every other model in this lab: give each connection
+//! its own thread, share a pool of threads, or multiplex many connections on one thread with
+//! readiness events. Iterative servers survive only where one client at a time is the point
+//! (a debugging console, a single-user tool).
+
+use std::io;
+use std::net::TcpListener;
+
+use super::blocking_io::{run_until_shutdown, serve_connection};
+use crate::config::ServerConfig;
+use crate::shutdown::{OpenConnections, Shutdown};
+
+/// Serve connections one after another on the calling thread until `shutdown` is triggered.
+pub fn run(listener: TcpListener, config: &ServerConfig, shutdown: &Shutdown) -> io::Result<()> {
+    let conns = OpenConnections::new();
+    run_until_shutdown(&listener, shutdown, &conns, config.grace, |stream| {
+        let stream = conns.track(stream);
+        // An error ends this connection only; the next accept is what matters.
+        let _ = serve_connection(&stream, config.session());
+    })
+}

@@ -1,0 +1,112 @@
+//! # `thread-pool`: a fixed crew of worker threads
+//!
+//! The acceptor puts each new connection into a bounded queue; `--threads` workers take
+//! connections from it and serve each one, with blocking calls, until the client leaves.
+//!
+//! ```text
+//!   acceptor ──► [ conn | conn | conn |      ] ──► worker 1: serving A until A leaves
+//!                 bounded queue (--queue)      ──► worker 2: serving B until B leaves
+//!        queue full? close the new connection      (C, D wait in the queue)
+//! ```
+//!
+//! **What it costs.** A fixed number of threads and stacks, whatever the number of clients, so
+//! memory and scheduling stay bounded, and threads are created once, not per connection.
+//!
+//! **Where it breaks.** A worker belongs to one *connection*, not one request. An idle client, or
+//! a slow one, or a request that blocks (`--block-us`), occupies a worker the whole time: with
+//! `--threads 2`, two idle clients stop the service for everyone else, whose connections wait
+//! in the queue. Throughput at many connections is capped by the pool size.
+//!
+//! **When the queue is full** the acceptor closes the new connection at once (the client reads
+//! end-of-file, or a reset if it had already sent data) rather than letting it wait without
+//! bound. A refusal is honest and immediate: the client can retry or go elsewhere, while a
+//! connection parked in an endless queue looks alive but never answers. That is what an HTTP
+//! server answering `503` does; the echo protocols have no error message, so they just close.
+//!
+//! **What production servers do instead.** Pools work well when a worker owns one *request*
+//! rather than one connection: the connection waits in an event loop while idle, and only a
+//! ready request is handed to a worker (Java's NIO servers, Apache `event`). That split is what
+//! the `reactor` and `async` models are about.
+
+use std::io;
+use std::net::{TcpListener, TcpStream};
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::{self, JoinHandle};
+
+use super::blocking_io::{run_until_shutdown, serve_connection};
+use crate::config::ServerConfig;
+use crate::shutdown::{OpenConnections, Shutdown, Tracked};
+
+type Job = Tracked<TcpStream>;
+
+/// Serve connections on `config.threads` workers until `shutdown` is triggered.
+pub fn run(listener: TcpListener, config: &ServerConfig, shutdown: &Shutdown) -> io::Result<()> {
+    let conns = OpenConnections::new();
+    let pool = Pool::start(config)?;
+    let mut refused = 0u64;
+    let served = run_until_shutdown(&listener, shutdown, &conns, config.grace, |stream| {
+        if !pool.offer(conns.track(stream)) {
+            refused += 1;
+            if refused.is_power_of_two() {
+                eprintln!("queue full: {refused} connection(s) refused so far");
+            }
+        }
+    });
+    drop(pool); // closes the queue and joins the workers
+    served
+}
+
+/// The workers and the sending end of their queue. Dropping it closes the queue; every worker
+/// finishes its connection, finds the queue closed and empty, and exits; then `drop` joins them.
+struct Pool {
+    queue: Option<SyncSender<Job>>,
+    workers: Vec<JoinHandle<()>>,
+}
+
+impl Pool {
+    fn start(config: &ServerConfig) -> io::Result<Pool> {
+        let (queue, jobs) = sync_channel::<Job>(config.queue);
+        // std's Receiver has one owner; the workers take turns holding it through a mutex. The
+        // lock is held only while waiting for a job, never while serving one.
+        let jobs = Arc::new(Mutex::new(jobs));
+        let mut workers = Vec::with_capacity(config.threads);
+        for i in 0..config.threads.max(1) {
+            let (jobs, config) = (Arc::clone(&jobs), config.clone());
+            let worker =
+                thread::Builder::new().name(format!("worker-{i}")).spawn(move || work(&jobs, &config))?;
+            workers.push(worker);
+        }
+        Ok(Pool { queue: Some(queue), workers })
+    }
+
+    /// Queue a connection for the next free worker; false (and the connection closed) if the
+    /// queue is full.
+    fn offer(&self, job: Job) -> bool {
+        match self.queue.as_ref().map(|q| q.try_send(job)) {
+            Some(Ok(())) => true,
+            Some(Err(TrySendError::Full(_) | TrySendError::Disconnected(_))) | None => false,
+        }
+    }
+}
+
+fn work(jobs: &Mutex<Receiver<Job>>, config: &ServerConfig) {
+    loop {
+        let job = jobs.lock().unwrap_or_else(PoisonError::into_inner).recv();
+        match job {
+            Ok(stream) => {
+                let _ = serve_connection(&stream, config.session());
+            }
+            Err(_) => return, // queue closed: the server is shutting down
+        }
+    }
+}
+
+impl Drop for Pool {
+    fn drop(&mut self) {
+        drop(self.queue.take());
+        for worker in self.workers.drain(..) {
+            let _ = worker.join();
+        }
+    }
+}

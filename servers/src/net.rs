@@ -1,0 +1,121 @@
+//! Socket chores every model shares: raising the descriptor limit, surviving `accept()` errors
+//! (running out of file descriptors above all), and closing after a protocol error without
+//! losing the error reply.
+
+use std::fs::File;
+use std::io;
+
+/// Raise this process's soft limit on open files to its hard limit and return the new soft limit.
+///
+/// Every connection is a file descriptor. The soft limit is often 1024, far below what the
+/// `reactor` or `async` models can hold, while the hard limit (20000 on the lab machine) is what
+/// the administrator actually allows; an unprivileged process may raise the one to the other.
+pub fn raise_fd_limit() -> io::Result<u64> {
+    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit writes into the struct we own and reads nothing else.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if lim.rlim_cur < lim.rlim_max {
+        lim.rlim_cur = lim.rlim_max;
+        // SAFETY: setrlimit only reads the struct.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(lim.rlim_cur)
+}
+
+/// What a failed `accept()` means for the accept loop.
+#[derive(Debug, PartialEq, Eq)]
+pub enum AcceptFailure {
+    /// Only that one connection failed (reset before we took it, a signal): accept the next.
+    OneConnection,
+    /// The process (or system) is out of file descriptors. The connection stays queued in the
+    /// kernel, so an accept loop that simply retries spins at 100% CPU: see [`FdReserve`].
+    OutOfFds,
+    /// The kernel is short of memory or buffers: back off briefly, then try again.
+    Resources,
+    /// Not recoverable (the listener itself is broken): the server must stop.
+    Fatal,
+}
+
+impl AcceptFailure {
+    /// Classify an error returned by `accept()`.
+    pub fn of(err: &io::Error) -> AcceptFailure {
+        match err.raw_os_error() {
+            Some(libc::EMFILE | libc::ENFILE) => AcceptFailure::OutOfFds,
+            Some(libc::ENOBUFS | libc::ENOMEM) => AcceptFailure::Resources,
+            Some(libc::EBADF | libc::EINVAL | libc::ENOTSOCK | libc::EOPNOTSUPP | libc::EFAULT) => {
+                AcceptFailure::Fatal
+            }
+            // ECONNABORTED, EINTR, EPROTO, EPERM (a firewall rule), ENETDOWN and friends all
+            // concern the one connection being accepted.
+            _ => AcceptFailure::OneConnection,
+        }
+    }
+}
+
+/// One descriptor held in reserve so that, when the process runs out, the server can still
+/// accept the waiting connection and close it at once.
+///
+/// Without this, a server out of descriptors leaves the connection in the kernel's queue, and
+/// the listener stays readable forever: a level-triggered loop spins, an edge-triggered one
+/// goes deaf. Shedding one connection costs that client a closed connection, never the server.
+#[derive(Debug)]
+pub struct FdReserve {
+    spare: Option<File>,
+}
+
+impl FdReserve {
+    /// Take one descriptor (`/dev/null`) and keep it in reserve.
+    pub fn new() -> FdReserve {
+        FdReserve { spare: File::open("/dev/null").ok() }
+    }
+
+    /// Out of descriptors: free the reserve, let `accept` take the waiting connection, drop it
+    /// (closing it), and take the reserve back. Returns false when there was no reserve to use;
+    /// the caller should then back off instead of retrying at once.
+    pub fn shed<T>(&mut self, accept: impl FnOnce() -> io::Result<T>) -> bool {
+        let Some(spare) = self.spare.take() else {
+            self.spare = File::open("/dev/null").ok();
+            return false;
+        };
+        drop(spare);
+        drop(accept());
+        self.spare = File::open("/dev/null").ok();
+        true
+    }
+}
+
+impl Default for FdReserve {
+    fn default() -> Self {
+        FdReserve::new()
+    }
+}
+
+/// After a protocol error, a server writes its error reply and closes. If it closed while the
+/// peer's request was still arriving, the kernel would answer with a reset, and a reset may
+/// destroy the error reply before the peer reads it. So the server first shuts its sending side
+/// (the peer sees the reply, then end-of-file), then reads and discards what the peer still
+/// sends, for at most this long and this many bytes, before closing for good.
+pub const LINGER_TIME: std::time::Duration = std::time::Duration::from_secs(1);
+/// See [`LINGER_TIME`].
+pub const LINGER_BYTES: usize = 1 << 20;
+
+/// How many finished handshakes the kernel may queue for `accept()`. The default of std's
+/// `bind` (128) drops connections when a load generator opens thousands at once; the kernel caps
+/// this at `net.core.somaxconn` anyway.
+pub const LISTEN_BACKLOG: i32 = 4096;
+
+/// Bind a listening socket the way every model expects: `SO_REUSEADDR` (so a restarted server
+/// is not refused its port while old connections sit in `TIME_WAIT`; two live listeners on one
+/// port are still refused) and a deep accept queue.
+pub fn bind(addr: std::net::SocketAddr) -> io::Result<std::net::TcpListener> {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    socket.set_reuse_address(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(LISTEN_BACKLOG)?;
+    Ok(socket.into())
+}

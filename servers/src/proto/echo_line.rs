@@ -1,0 +1,159 @@
+//! `echo-line`: a request is any bytes up to and including `\n`; the reply is the same bytes.
+//!
+//! This is the *delimiter* answer to framing: the receiver scans for a byte that cannot occur
+//! inside a message. It is easy to type into `nc`, but the receiver must look at every byte, and
+//! a peer that never sends `\n` would make a naive server buffer forever. So a line longer than
+//! the limit (counted without its `\n`) is malformed: the server answers with one line starting
+//! with `ERR` and closes, having held at most `max_line + 1` bytes of it.
+//!
+//! An unterminated line at end of stream is not a request and gets no reply: only the
+//! delimiter says a message is complete.
+
+use super::Decoded;
+
+/// Decoder state for one connection.
+#[derive(Debug)]
+pub struct EchoLine {
+    max_line: usize,
+    /// How many bytes of the pending partial line were already searched for `\n`, so a line that
+    /// arrives one byte per read costs O(n) in total, not O(n²).
+    scanned: usize,
+}
+
+impl EchoLine {
+    /// A decoder accepting lines of at most `max_line` bytes before the `\n`.
+    pub fn new(max_line: usize) -> EchoLine {
+        EchoLine { max_line, scanned: 0 }
+    }
+
+    /// The longest request: the longest line plus its `\n`.
+    pub fn max_request_len(&self) -> usize {
+        self.max_line + 1
+    }
+
+    /// See [`super::Codec::decode`].
+    #[inline]
+    pub fn decode(&mut self, input: &[u8], out: &mut Vec<u8>) -> Decoded {
+        let from = self.scanned.min(input.len());
+        match memchr::memchr(b'\n', &input[from..]) {
+            Some(i) => {
+                let newline = from + i;
+                self.scanned = 0;
+                if newline > self.max_line {
+                    return self.too_long(out);
+                }
+                out.extend_from_slice(&input[..=newline]);
+                Decoded::Request { consumed: newline + 1 }
+            }
+            None if input.len() > self.max_line => self.too_long(out),
+            None => {
+                self.scanned = input.len();
+                Decoded::Incomplete
+            }
+        }
+    }
+
+    fn too_long(&mut self, out: &mut Vec<u8>) -> Decoded {
+        self.scanned = 0;
+        out.extend_from_slice(format!("ERR line longer than {} bytes\n", self.max_line).as_bytes());
+        Decoded::Malformed
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{Transcript, run};
+    use super::super::{Codec, Decoded, Proto};
+    use proptest::prelude::*;
+
+    const MAX: usize = 16;
+
+    fn whole(stream: &[u8]) -> Transcript {
+        run(Proto::EchoLine, MAX, stream, &[])
+    }
+
+    #[test]
+    fn echoes_one_line_with_its_newline() {
+        let t = whole(b"hello\n");
+        assert_eq!(t.out, b"hello\n");
+        assert_eq!(t.requests, 1);
+        assert!(!t.malformed);
+    }
+
+    #[test]
+    fn coalesced_lines_are_answered_in_order() {
+        let t = whole(b"a\nbb\nccc\n");
+        assert_eq!(t.out, b"a\nbb\nccc\n");
+        assert_eq!(t.requests, 3);
+    }
+
+    #[test]
+    fn empty_line_is_a_request() {
+        let t = whole(b"\n\nx\n");
+        assert_eq!(t.out, b"\n\nx\n");
+        assert_eq!(t.requests, 3);
+    }
+
+    #[test]
+    fn unterminated_tail_gets_no_reply() {
+        let t = whole(b"done\npartial");
+        assert_eq!(t.out, b"done\n");
+        assert!(!t.malformed);
+    }
+
+    #[test]
+    fn line_exactly_at_the_limit_is_accepted() {
+        let mut line = vec![b'x'; MAX];
+        line.push(b'\n');
+        let t = whole(&line);
+        assert_eq!(t.out, line);
+        assert!(!t.malformed);
+    }
+
+    #[test]
+    fn line_one_past_the_limit_is_malformed() {
+        let mut line = vec![b'x'; MAX + 1];
+        line.push(b'\n');
+        let t = whole(&line);
+        assert!(t.malformed);
+        assert_eq!(t.out, b"ERR line longer than 16 bytes\n");
+    }
+
+    #[test]
+    fn overlong_line_is_caught_before_its_newline_arrives() {
+        // The decoder must give up once it holds MAX + 1 bytes without a newline, so a peer
+        // that never sends `\n` cannot make the server buffer more than that.
+        let mut codec = Codec::new(Proto::EchoLine, MAX);
+        let mut out = Vec::new();
+        assert_eq!(codec.decode(&[b'x'; MAX], &mut out), Decoded::Incomplete);
+        assert_eq!(codec.decode(&[b'x'; MAX + 1], &mut out), Decoded::Malformed);
+    }
+
+    #[test]
+    fn byte_at_a_time_matches_whole_stream() {
+        let stream = b"one\ntwo\n\nthree\n";
+        let cuts: Vec<usize> = (1..stream.len()).collect();
+        assert_eq!(run(Proto::EchoLine, MAX, stream, &cuts), whole(stream));
+    }
+
+    fn lines() -> impl Strategy<Value = Vec<u8>> {
+        let line = prop::collection::vec(any::<u8>().prop_filter("no newline", |b| *b != b'\n'), 0..=MAX + 2);
+        prop::collection::vec(line, 0..8).prop_map(|lines| {
+            let mut stream = Vec::new();
+            for l in lines {
+                stream.extend_from_slice(&l);
+                stream.push(b'\n');
+            }
+            stream
+        })
+    }
+
+    proptest! {
+        /// However TCP splits the stream, the replies are the same bytes in the same order.
+        #[test]
+        fn any_split_gives_the_same_replies(stream in lines(), mut cuts in prop::collection::vec(0usize..200, 0..20)) {
+            cuts.sort_unstable();
+            prop_assert_eq!(run(Proto::EchoLine, MAX, &stream, &cuts), whole(&stream));
+        }
+    }
+}

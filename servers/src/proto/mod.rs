@@ -1,0 +1,164 @@
+//! The protocols every model speaks, written *sans-IO*: pure functions from the bytes a peer sent
+//! to the bytes it should get back. Nothing here touches a socket, a clock or a thread, so every
+//! framing question (a request split over many reads, many requests in one read, a frame that is
+//! too large) is answered once, here, and tested without a network.
+//!
+//! A model owns an input buffer and an output buffer per connection and calls
+//! [`Codec::decode`] with the unprocessed input. The decoder answers with one of three outcomes:
+//!
+//! ```text
+//!   input: |req 1 complete|req 2 compl|req 3 partia|
+//!           ^ decode -> Request { consumed: 14 }   (response 1 appended to `out`)
+//!                          ^ decode -> Request { consumed: 11 }
+//!                                      ^ decode -> Incomplete  (keep these bytes, read more)
+//! ```
+//!
+//! `Malformed` means the peer broke the framing: whatever the protocol says to send back has been
+//! appended to `out`, and the model closes the connection once that is written. The two echo
+//! protocols are the two classic answers to TCP being a byte stream with no message boundaries:
+//! a *delimiter* ([`echo_line`]) or a *length header* ([`echo_frame`]).
+
+pub mod echo_frame;
+pub mod echo_line;
+
+use std::fmt;
+use std::str::FromStr;
+
+/// The default limit on one request's payload: 64 KiB.
+pub const DEFAULT_MAX_FRAME: usize = 64 * 1024;
+
+/// Which protocol a server speaks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Proto {
+    /// Lines ending in `\n`, echoed back whole.
+    EchoLine,
+    /// A 4-byte big-endian length, then that many bytes, echoed back with the same header.
+    EchoFrame,
+}
+
+impl Proto {
+    /// Every protocol, in the order the documentation lists them.
+    pub const ALL: [Proto; 2] = [Proto::EchoLine, Proto::EchoFrame];
+
+    /// The name used on the command line and in results.
+    pub fn name(self) -> &'static str {
+        match self {
+            Proto::EchoLine => "echo-line",
+            Proto::EchoFrame => "echo-frame",
+        }
+    }
+}
+
+impl fmt::Display for Proto {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Proto {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Proto::ALL
+            .into_iter()
+            .find(|p| p.name() == s)
+            .ok_or_else(|| format!("unknown protocol `{s}` (expected one of: echo-line, echo-frame)"))
+    }
+}
+
+/// What a decoder made of the bytes it was shown.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Decoded {
+    /// The input does not hold a whole request yet. Call again with the same bytes plus more.
+    Incomplete,
+    /// One request was answered: its response is appended to `out`, and the first `consumed`
+    /// bytes of the input are done with.
+    Request { consumed: usize },
+    /// The peer broke the protocol. Any error reply is appended to `out`; write it, then close.
+    Malformed,
+}
+
+/// One connection's protocol state. Each variant is a small struct, so a connection that is idle
+/// costs a few bytes, and dispatch is a `match`, not a virtual call.
+#[derive(Debug)]
+pub enum Codec {
+    EchoLine(echo_line::EchoLine),
+    EchoFrame(echo_frame::EchoFrame),
+}
+
+impl Codec {
+    /// A fresh decoder for one connection.
+    pub fn new(proto: Proto, max_frame: usize) -> Codec {
+        match proto {
+            Proto::EchoLine => Codec::EchoLine(echo_line::EchoLine::new(max_frame)),
+            Proto::EchoFrame => Codec::EchoFrame(echo_frame::EchoFrame::new(max_frame)),
+        }
+    }
+
+    /// Decode at most one request from the start of `input`, appending its response to `out`.
+    ///
+    /// `input` must start where the previous `Request` ended; after `Incomplete` the caller passes
+    /// the same bytes again with more appended (decoders may remember how far they looked).
+    #[inline]
+    pub fn decode(&mut self, input: &[u8], out: &mut Vec<u8>) -> Decoded {
+        match self {
+            Codec::EchoLine(c) => c.decode(input, out),
+            Codec::EchoFrame(c) => c.decode(input, out),
+        }
+    }
+
+    /// The most bytes a model must be able to hold for one request (payload plus framing).
+    /// A model never needs a larger input buffer than this.
+    pub fn max_request_len(&self) -> usize {
+        match self {
+            Codec::EchoLine(c) => c.max_request_len(),
+            Codec::EchoFrame(c) => c.max_request_len(),
+        }
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod testing {
+    //! Helpers shared by the protocol tests: feed a byte stream in arbitrary pieces the way a
+    //! model would, and collect everything the decoder answered.
+    use super::*;
+
+    /// What a whole conversation produced: all output bytes, and whether it ended malformed.
+    #[derive(Debug, PartialEq, Eq)]
+    pub struct Transcript {
+        pub out: Vec<u8>,
+        pub requests: usize,
+        pub malformed: bool,
+    }
+
+    /// Feed `stream` to a fresh codec in chunks whose lengths are given by `cuts`
+    /// (offsets into the stream, ascending), exactly as a model does.
+    pub fn run(proto: Proto, max_frame: usize, stream: &[u8], cuts: &[usize]) -> Transcript {
+        let mut codec = Codec::new(proto, max_frame);
+        let mut pending: Vec<u8> = Vec::new();
+        let mut out = Vec::new();
+        let mut requests = 0;
+        let mut start = 0;
+        let ends = cuts.iter().copied().chain(std::iter::once(stream.len()));
+        for end in ends {
+            let end = end.clamp(start, stream.len());
+            pending.extend_from_slice(&stream[start..end]);
+            start = end;
+            let mut at = 0;
+            loop {
+                match codec.decode(&pending[at..], &mut out) {
+                    Decoded::Incomplete => break,
+                    Decoded::Request { consumed } => {
+                        assert!(consumed > 0, "a request consumes bytes");
+                        at += consumed;
+                        requests += 1;
+                    }
+                    Decoded::Malformed => {
+                        return Transcript { out, requests, malformed: true };
+                    }
+                }
+            }
+            pending.drain(..at);
+        }
+        Transcript { out, requests, malformed: false }
+    }
+}

@@ -1,0 +1,92 @@
+//! The glue between a protocol and a model: run the decoder over whatever bytes a connection has,
+//! and apply the per-request knobs that make the classroom experiments visible.
+//!
+//! Every model calls [`Session::serve`] and nothing else from the protocol layer, so the only
+//! difference between two servers is how they get bytes in and out, never what they do with them.
+
+use std::time::{Duration, Instant};
+
+use crate::proto::{Codec, Decoded, Proto};
+
+/// Extra cost charged to every request, the same in every model.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Knobs {
+    /// CPU time burned per request (`--work-us`): a request that computes something.
+    pub work: Duration,
+    /// Time slept per request (`--block-us`), the way a blocking database call would. On a thread
+    /// per connection this costs one idle thread; on an event loop it stalls *every* connection.
+    pub block: Duration,
+}
+
+impl Knobs {
+    /// Charge one request's worth of work and blocking to the calling thread.
+    #[inline]
+    pub fn charge(&self) {
+        if !self.work.is_zero() {
+            burn_cpu(self.work);
+        }
+        if !self.block.is_zero() {
+            std::thread::sleep(self.block);
+        }
+    }
+}
+
+/// Spin until `d` has passed: real CPU work that the scheduler sees as a busy thread.
+fn burn_cpu(d: Duration) {
+    let end = Instant::now() + d;
+    while Instant::now() < end {
+        std::hint::spin_loop();
+    }
+}
+
+/// What one call to [`Session::serve`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Served {
+    /// Input bytes fully handled; the caller drops them and keeps the rest for the next call.
+    pub consumed: usize,
+    /// Requests answered (responses appended to `out`).
+    pub requests: usize,
+    /// The peer broke the protocol: write `out`, then close.
+    pub malformed: bool,
+}
+
+/// One connection's protocol state plus the knobs.
+#[derive(Debug)]
+pub struct Session {
+    codec: Codec,
+    knobs: Knobs,
+}
+
+impl Session {
+    /// A fresh session for one connection.
+    pub fn new(proto: Proto, max_frame: usize, knobs: Knobs) -> Session {
+        Session { codec: Codec::new(proto, max_frame), knobs }
+    }
+
+    /// Answer every complete request at the start of `input`, appending the responses to `out`.
+    ///
+    /// `input` must begin with the bytes the previous call did not consume.
+    #[inline]
+    pub fn serve(&mut self, input: &[u8], out: &mut Vec<u8>) -> Served {
+        let mut served = Served { consumed: 0, requests: 0, malformed: false };
+        loop {
+            match self.codec.decode(&input[served.consumed..], out) {
+                Decoded::Incomplete => return served,
+                Decoded::Request { consumed } => {
+                    served.consumed += consumed;
+                    served.requests += 1;
+                    self.knobs.charge();
+                }
+                Decoded::Malformed => {
+                    served.malformed = true;
+                    return served;
+                }
+            }
+        }
+    }
+
+    /// The most input bytes one request can need; an input buffer never has to grow past this.
+    pub fn max_request_len(&self) -> usize {
+        self.codec.max_request_len()
+    }
+}

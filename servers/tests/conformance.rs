@@ -1,0 +1,298 @@
+//! The conformance suite: one body per promise, run for every model × protocol.
+//!
+//! The test list lives once, in `conformance_tests!`, and is instantiated once per pair at the
+//! bottom of this file, so a new model or protocol gets every test by adding one line.
+//!
+//! Where a model cannot keep a promise by design, the case asserts the opposite and says why:
+//! that failure is the model's lesson (see `idle_client_does_not_hold_up_others`).
+
+mod support;
+
+use std::io::Write;
+use std::net::Shutdown as Direction;
+use std::thread;
+use std::time::Duration;
+
+use servers::session::Knobs;
+use servers::{Model, Proto, ServerConfig};
+use support::*;
+
+/// One client, one request.
+pub fn one_request(model: Model, proto: Proto) {
+    let server = TestServer::start(model, proto);
+    let mut client = server.connect();
+    round_trip(&mut client, proto, b"hello, lab");
+}
+
+/// 64 clients at once, 1,000 requests each, sizes from 1 B to 64 KiB, every byte checked.
+pub fn many_clients_random_sizes(model: Model, proto: Proto) {
+    const CLIENTS: u64 = 64;
+    const REQUESTS: usize = 1_000;
+    let server = TestServer::start(model, proto);
+    let max = servers::proto::DEFAULT_MAX_FRAME;
+    let clients: Vec<_> = (0..CLIENTS)
+        .map(|seed| {
+            let addr = server.addr;
+            thread::spawn(move || {
+                let mut rng = fastrand::Rng::with_seed(seed);
+                let mut stream = connect(addr);
+                if model == Model::Blocking {
+                    // Served one client after another: a client may wait for all the others.
+                    stream.set_read_timeout(Some(TIMEOUT * 10)).unwrap();
+                }
+                for _ in 0..REQUESTS {
+                    let len = log_uniform_size(&mut rng, max);
+                    round_trip(&mut stream, proto, &payload(&mut rng, proto, len));
+                }
+            })
+        })
+        .collect();
+    for c in clients {
+        c.join().expect("a client failed");
+    }
+}
+
+fn some_requests(proto: Proto, count: usize) -> (Vec<u8>, usize) {
+    let mut rng = fastrand::Rng::with_seed(7);
+    let mut stream = Vec::new();
+    for i in 0..count {
+        stream.extend(request(proto, &payload(&mut rng, proto, i % 40)));
+    }
+    let len = stream.len();
+    (stream, len)
+}
+
+/// A request stream written one byte per `write` gets the same replies as written whole.
+pub fn one_byte_per_write(model: Model, proto: Proto) {
+    let server = TestServer::start(model, proto);
+    let mut client = server.connect();
+    let (stream, len) = some_requests(proto, 10);
+    for byte in &stream {
+        client.write_all(std::slice::from_ref(byte)).unwrap();
+    }
+    assert_eq!(read_reply(&mut client, len).unwrap(), stream);
+}
+
+/// 50 requests in a single `write` get 50 replies, in order.
+pub fn fifty_requests_in_one_write(model: Model, proto: Proto) {
+    let server = TestServer::start(model, proto);
+    let mut client = server.connect();
+    let (stream, len) = some_requests(proto, 50);
+    client.write_all(&stream).unwrap();
+    assert_eq!(read_reply(&mut client, len).unwrap(), stream);
+}
+
+/// A client that half-closes after sending still receives every reply, then end-of-file.
+pub fn half_close_still_gets_every_reply(model: Model, proto: Proto) {
+    let server = TestServer::start(model, proto);
+    let mut client = server.connect();
+    let (stream, _) = some_requests(proto, 20);
+    client.write_all(&stream).unwrap();
+    client.shutdown(Direction::Write).unwrap();
+    assert_eq!(read_to_eof(&mut client), stream);
+}
+
+/// A client that resets its connection mid-reply does not disturb anyone else.
+pub fn reset_mid_reply_disturbs_no_one(model: Model, proto: Proto) {
+    let server = TestServer::start(model, proto);
+    {
+        let mut rude = server.connect();
+        let mut rng = fastrand::Rng::with_seed(3);
+        let big = request(proto, &payload(&mut rng, proto, 32 * 1024));
+        // Enough replies to fill the socket buffers, written from a thread so we can stop
+        // reading half-way through.
+        let mut writer = rude.try_clone().unwrap();
+        let copies = 64;
+        let sent = big.clone();
+        let feeder = thread::spawn(move || {
+            for _ in 0..copies {
+                if writer.write_all(&sent).is_err() {
+                    return; // the reset below ends the write: expected
+                }
+            }
+        });
+        assert_eq!(read_reply(&mut rude, big.len()).unwrap(), big);
+        // SO_LINGER 0: close() sends a reset instead of a FIN, discarding unsent data.
+        socket2::SockRef::from(&rude).set_linger(Some(Duration::ZERO)).unwrap();
+        drop(rude);
+        feeder.join().unwrap();
+    }
+    for _ in 0..3 {
+        let mut polite = server.connect();
+        round_trip(&mut polite, proto, b"still here?");
+    }
+}
+
+/// A request over the size limit gets the documented error and a close; others carry on.
+pub fn oversized_request_is_refused(model: Model, proto: Proto) {
+    let max = 1024;
+    let mut config = ServerConfig::new(proto);
+    config.max_frame = max;
+    let server = TestServer::with_config(model, config);
+    let mut bad = server.connect();
+    match proto {
+        // A line one byte too long (its newline comes after more bytes than the limit).
+        Proto::EchoLine => bad.write_all(&[b'x'; 1024 * 8]).unwrap(),
+        // A header declaring one byte too many, plus some of that payload.
+        Proto::EchoFrame => {
+            bad.write_all(&(max as u32 + 1).to_be_bytes()).unwrap();
+            bad.write_all(&[0; 100]).unwrap();
+        }
+    }
+    bad.shutdown(Direction::Write).unwrap();
+    let reply = read_to_eof(&mut bad);
+    match proto {
+        Proto::EchoLine => assert_eq!(reply, b"ERR line longer than 1024 bytes\n"),
+        Proto::EchoFrame => assert_eq!(reply, b"", "echo-frame closes without a reply"),
+    }
+    let mut good = server.connect();
+    round_trip(&mut good, proto, &[b'y'; 1024]);
+}
+
+/// Client A connects and sends nothing; client B must still be answered within a second.
+///
+/// Every model passes except `blocking`, for which the test asserts the opposite: B waits until
+/// A leaves. *That is the `blocking` model's lesson*, not a bug: one thread serving one client
+/// at a time cannot notice B while it waits for A.
+pub fn idle_client_does_not_hold_up_others(model: Model, proto: Proto) {
+    let server = TestServer::start(model, proto);
+    let idle = server.connect();
+    // Make sure A is the connection being served (accepted first) before B arrives.
+    let mut probe_a = idle.try_clone().unwrap();
+    let mut b = server.connect();
+    let b_request = request(proto, b"B here");
+    b.write_all(&b_request).unwrap();
+    if model == Model::Blocking {
+        assert!(
+            nothing_arrives_within(&mut b, Duration::from_secs(1)),
+            "lesson of `blocking`: B must wait while idle A holds the only thread"
+        );
+        drop(idle);
+        probe_a.shutdown(Direction::Both).unwrap();
+        assert_eq!(read_reply(&mut b, b_request.len()).unwrap(), b_request);
+    } else {
+        b.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
+        let reply = read_reply(&mut b, b_request.len());
+        assert!(reply.is_ok(), "B was not answered within 1 s while A sat idle: {reply:?}");
+        assert!(nothing_arrives_within(&mut probe_a, Duration::from_millis(10)));
+    }
+}
+
+/// A client that sends without ever reading cannot make the server buffer without bound.
+///
+/// The client pushes up to 256 MiB of requests; once the server stops reading from it (its
+/// replies cannot be delivered), the kernel buffers fill and the client's writes stall. The
+/// amount accepted before the stall is bounded by socket buffers plus the model's own limit.
+pub fn peer_that_never_reads_is_held_back(model: Model, proto: Proto) {
+    const BUDGET: usize = 256 << 20;
+    let server = TestServer::start(model, proto);
+    let mut hog = server.connect();
+    hog.set_write_timeout(Some(Duration::from_secs(1))).unwrap();
+    let mut rng = fastrand::Rng::with_seed(11);
+    let chunk: Vec<u8> = (0..64).flat_map(|_| request(proto, &payload(&mut rng, proto, 1000))).collect();
+    let mut accepted = 0;
+    while accepted < BUDGET {
+        match hog.write(&chunk) {
+            Ok(n) => accepted += n,
+            Err(_) => break, // timed out: back-pressure reached the client
+        }
+    }
+    assert!(accepted < BUDGET, "the server accepted {accepted} bytes from a peer that never reads");
+    if model == Model::Blocking {
+        drop(hog); // the blocking model serves the next client only after this one
+    }
+    let mut other = server.connect();
+    round_trip(&mut other, proto, b"others are still served");
+}
+
+/// With requests in flight, a graceful shutdown lets them finish, then the server returns.
+pub fn graceful_shutdown_finishes_in_flight_requests(model: Model, proto: Proto) {
+    let mut config = ServerConfig::new(proto);
+    // Each request takes 20 ms, so the 20 sent below are still being answered at shutdown.
+    config.knobs = Knobs { work: Duration::ZERO, block: Duration::from_millis(20) };
+    let server = TestServer::with_config(model, config);
+    let mut client = server.connect();
+    let (stream, len) = some_requests(proto, 20);
+    client.write_all(&stream).unwrap();
+    // The first reply proves the server is working through the batch.
+    let first_len = request(proto, &[]).len();
+    let mut replies = read_reply(&mut client, first_len).unwrap();
+    server.trigger_shutdown();
+    replies.extend(read_to_eof(&mut client));
+    assert_eq!(replies.len(), len, "every in-flight request is answered");
+    assert_eq!(replies, stream);
+    server.wait_exit(Duration::from_secs(10)).expect("server exits cleanly");
+    assert!(
+        std::net::TcpStream::connect_timeout(&server.addr, Duration::from_secs(1)).is_err(),
+        "a stopped server accepts no new connections"
+    );
+}
+
+/// Every case above, for one model and protocol.
+macro_rules! conformance_tests {
+    ($model:expr, $proto:expr) => {
+        use super::super::*;
+        #[test]
+        fn one_request() {
+            super::super::one_request($model, $proto)
+        }
+        #[test]
+        fn many_clients_random_sizes() {
+            super::super::many_clients_random_sizes($model, $proto)
+        }
+        #[test]
+        fn one_byte_per_write() {
+            super::super::one_byte_per_write($model, $proto)
+        }
+        #[test]
+        fn fifty_requests_in_one_write() {
+            super::super::fifty_requests_in_one_write($model, $proto)
+        }
+        #[test]
+        fn half_close_still_gets_every_reply() {
+            super::super::half_close_still_gets_every_reply($model, $proto)
+        }
+        #[test]
+        fn reset_mid_reply_disturbs_no_one() {
+            super::super::reset_mid_reply_disturbs_no_one($model, $proto)
+        }
+        #[test]
+        fn oversized_request_is_refused() {
+            super::super::oversized_request_is_refused($model, $proto)
+        }
+        #[test]
+        fn idle_client_does_not_hold_up_others() {
+            super::super::idle_client_does_not_hold_up_others($model, $proto)
+        }
+        #[test]
+        fn peer_that_never_reads_is_held_back() {
+            super::super::peer_that_never_reads_is_held_back($model, $proto)
+        }
+        #[test]
+        fn graceful_shutdown_finishes_in_flight_requests() {
+            super::super::graceful_shutdown_finishes_in_flight_requests($model, $proto)
+        }
+    };
+}
+
+/// One module per model, one per protocol inside it: `cargo test reactor::echo_frame`.
+macro_rules! for_every_protocol {
+    ($($module:ident => $model:expr),* $(,)?) => {
+        $(mod $module {
+            mod echo_line {
+                conformance_tests!($model, Proto::EchoLine);
+            }
+            mod echo_frame {
+                conformance_tests!($model, Proto::EchoFrame);
+            }
+        })*
+    };
+}
+
+for_every_protocol! {
+    blocking => Model::Blocking,
+    thread_per_connection => Model::ThreadPerConnection,
+    thread_pool => Model::ThreadPool,
+    reactor => Model::Reactor,
+    async_tokio => Model::Async,
+}

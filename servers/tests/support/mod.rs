@@ -1,0 +1,158 @@
+//! The client side of the conformance suite: start a model in-process on port 0, and talk to it
+//! with plain blocking sockets, every wait bounded so a broken model fails instead of hanging.
+//!
+//! This code frames requests on its own rather than through `servers::proto`, so a framing bug
+//! in the servers cannot hide behind the same bug in the tests.
+
+#![allow(dead_code)] // each test binary uses its own share of these helpers
+
+use std::io::{self, ErrorKind, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::sync::mpsc;
+use std::thread;
+use std::time::Duration;
+
+use servers::{Model, Proto, ServerConfig, Shutdown};
+
+/// How long any single read or write may take before a test fails.
+pub const TIMEOUT: Duration = Duration::from_secs(20);
+
+/// A server running on a thread of this test process.
+pub struct TestServer {
+    pub addr: SocketAddr,
+    shutdown: Shutdown,
+    finished: mpsc::Receiver<io::Result<()>>,
+}
+
+impl TestServer {
+    /// Start `model` with the default configuration for `proto`.
+    pub fn start(model: Model, proto: Proto) -> TestServer {
+        TestServer::with_config(model, ServerConfig::new(proto))
+    }
+
+    /// Start `model` with `config`, listening on a free port of 127.0.0.1.
+    pub fn with_config(model: Model, config: ServerConfig) -> TestServer {
+        let listener = servers::net::bind("127.0.0.1:0".parse().unwrap()).expect("bind 127.0.0.1:0");
+        let addr = listener.local_addr().unwrap();
+        let shutdown = Shutdown::new();
+        let (done, finished) = mpsc::channel();
+        let stop = shutdown.clone();
+        thread::Builder::new()
+            .name(format!("{model}-server"))
+            .spawn(move || {
+                let _ = done.send(model.run(listener, &config, &stop));
+            })
+            .unwrap();
+        TestServer { addr, shutdown, finished }
+    }
+
+    /// Ask for a graceful shutdown (what SIGTERM does in the binary).
+    pub fn trigger_shutdown(&self) {
+        self.shutdown.trigger();
+    }
+
+    /// Wait for the server's `run` to return; panics if it takes longer than `within`.
+    pub fn wait_exit(&self, within: Duration) -> io::Result<()> {
+        self.finished.recv_timeout(within).expect("server did not exit in time")
+    }
+
+    /// A connected client with bounded reads and writes.
+    pub fn connect(&self) -> TcpStream {
+        connect(self.addr)
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        // Never join here: a model that hangs must fail its test, not the whole run.
+        self.shutdown.trigger();
+    }
+}
+
+/// Connect with the suite's timeouts set.
+pub fn connect(addr: SocketAddr) -> TcpStream {
+    let stream = TcpStream::connect_timeout(&addr, TIMEOUT).expect("connect");
+    stream.set_read_timeout(Some(TIMEOUT)).unwrap();
+    stream.set_write_timeout(Some(TIMEOUT)).unwrap();
+    stream.set_nodelay(true).unwrap();
+    stream
+}
+
+/// Frame `payload` as a request of `proto`. For `echo-line` the payload must hold no `\n`.
+pub fn request(proto: Proto, payload: &[u8]) -> Vec<u8> {
+    match proto {
+        Proto::EchoLine => {
+            assert!(!payload.contains(&b'\n'));
+            let mut r = payload.to_vec();
+            r.push(b'\n');
+            r
+        }
+        Proto::EchoFrame => {
+            let mut r = u32::try_from(payload.len()).unwrap().to_be_bytes().to_vec();
+            r.extend_from_slice(payload);
+            r
+        }
+    }
+}
+
+/// `len` random bytes valid as a payload of `proto`.
+pub fn payload(rng: &mut fastrand::Rng, proto: Proto, len: usize) -> Vec<u8> {
+    let mut p: Vec<u8> = (0..len).map(|_| rng.u8(..)).collect();
+    if proto == Proto::EchoLine {
+        for b in &mut p {
+            if *b == b'\n' {
+                *b = b'.';
+            }
+        }
+    }
+    p
+}
+
+/// A size between 1 byte and `max`, log-uniform: as many requests of 1-10 bytes as of
+/// 10-100 or 10k-64k, so small and large frames and every split in between are exercised.
+pub fn log_uniform_size(rng: &mut fastrand::Rng, max: usize) -> usize {
+    let exp = rng.f64() * (max as f64).ln();
+    (exp.exp() as usize).clamp(1, max)
+}
+
+/// Read exactly `len` bytes, or fail with the reason.
+pub fn read_reply(stream: &mut TcpStream, len: usize) -> io::Result<Vec<u8>> {
+    let mut reply = vec![0; len];
+    stream.read_exact(&mut reply)?;
+    Ok(reply)
+}
+
+/// Send one request and check the reply is the same bytes.
+pub fn round_trip(stream: &mut TcpStream, proto: Proto, payload: &[u8]) {
+    let req = request(proto, payload);
+    stream.write_all(&req).expect("write request");
+    let reply = read_reply(stream, req.len()).expect("read reply");
+    assert!(reply == req, "reply differs from request ({} bytes)", req.len());
+}
+
+/// Read until end-of-file (a reset after the data also ends it); returns what was read.
+pub fn read_to_eof(stream: &mut TcpStream) -> Vec<u8> {
+    let mut all = Vec::new();
+    let mut buf = [0u8; 16 * 1024];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => return all,
+            Ok(n) => all.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) if e.kind() == ErrorKind::ConnectionReset => return all,
+            Err(e) => panic!("waiting for end-of-file: {e}"),
+        }
+    }
+}
+
+/// True if nothing arrives on `stream` within `wait` (the stream's timeout is restored).
+pub fn nothing_arrives_within(stream: &mut TcpStream, wait: Duration) -> bool {
+    stream.set_read_timeout(Some(wait)).unwrap();
+    let mut byte = [0u8; 1];
+    let quiet = match stream.read(&mut byte) {
+        Err(e) => matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut),
+        Ok(_) => false,
+    };
+    stream.set_read_timeout(Some(TIMEOUT)).unwrap();
+    quiet
+}

@@ -1,0 +1,187 @@
+//! `--json FILE`: one run as a versioned JSON document.
+//!
+//! Alongside the settings, counts and percentiles it carries each latency histogram whole, as
+//! HdrHistogram's V2 binary serialization in base64 (the encoding HdrHistogram libraries in every
+//! language read). Runs can then be merged by adding histograms, which is the only correct way to
+//! combine percentiles. Fields are only ever added within a `schema_version`; a change in meaning
+//! bumps it. The README documents every field.
+
+use std::io;
+use std::path::Path;
+
+use base64::Engine as _;
+use hdrhistogram::Histogram;
+use hdrhistogram::serialization::{Serializer as _, V2Serializer};
+use serde::Serialize;
+
+use crate::config::RunConfig;
+use crate::report::{Counts, Percentiles, RunReport};
+
+/// Version of the document layout below.
+pub const SCHEMA_VERSION: u32 = 1;
+
+#[derive(Serialize)]
+struct Document<'a> {
+    schema_version: u32,
+    tool: &'static str,
+    tool_version: &'static str,
+    settings: &'a RunConfig,
+    connections: Connections,
+    counts: &'a Counts,
+    clean: bool,
+    first_error: Option<&'a str>,
+    measured_seconds: f64,
+    achieved_rate: f64,
+    requested_rate: Option<f64>,
+    achieved_fraction: Option<f64>,
+    fell_short: bool,
+    cpu: Cpu,
+    latency_unit: &'static str,
+    percentiles: Pair<Option<Percentiles>>,
+    histograms: Histograms,
+}
+
+#[derive(Serialize)]
+struct Connections {
+    opened: usize,
+    idle_opened: usize,
+}
+
+#[derive(Serialize)]
+struct Cpu {
+    user_seconds: f64,
+    system_seconds: f64,
+    per_request_ns: Option<u64>,
+    share_of_threads: f64,
+}
+
+#[derive(Serialize)]
+struct Pair<T> {
+    service_time: T,
+    corrected: T,
+}
+
+#[derive(Serialize)]
+struct Histograms {
+    encoding: &'static str,
+    #[serde(flatten)]
+    pair: Pair<Option<String>>,
+}
+
+/// Renders the JSON document for `report`, pretty-printed, fields in the documented order.
+pub fn to_json(report: &RunReport) -> io::Result<String> {
+    let recorded = report.config.verify;
+    let service = recorded.then_some(&report.service_time);
+    let corrected = report.corrected.as_ref().filter(|_| recorded);
+    let doc = Document {
+        schema_version: SCHEMA_VERSION,
+        tool: "loadgen",
+        tool_version: env!("CARGO_PKG_VERSION"),
+        settings: &report.config,
+        connections: Connections { opened: report.conns_opened, idle_opened: report.idle_opened },
+        counts: &report.counts,
+        clean: report.is_clean(),
+        first_error: report.first_error.as_deref(),
+        measured_seconds: report.measured().as_secs_f64(),
+        achieved_rate: report.achieved_rate(),
+        requested_rate: report.requested_rate(),
+        achieved_fraction: report.achieved_fraction(),
+        fell_short: report.fell_short(),
+        cpu: Cpu {
+            user_seconds: report.cpu.user.as_secs_f64(),
+            system_seconds: report.cpu.system.as_secs_f64(),
+            per_request_ns: report.cpu_per_request().map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)),
+            share_of_threads: report.cpu_share(),
+        },
+        latency_unit: "ns",
+        percentiles: Pair {
+            service_time: service.map(Percentiles::of),
+            corrected: corrected.map(Percentiles::of),
+        },
+        histograms: Histograms {
+            encoding: "hdrhistogram-v2+base64",
+            pair: Pair {
+                service_time: service.map(encode_histogram).transpose()?,
+                corrected: corrected.map(encode_histogram).transpose()?,
+            },
+        },
+    };
+    let mut text = serde_json::to_string_pretty(&doc).map_err(io::Error::other)?;
+    text.push('\n');
+    Ok(text)
+}
+
+/// Writes the document for `report` to `path`.
+pub fn write(report: &RunReport, path: &Path) -> io::Result<()> {
+    std::fs::write(path, to_json(report)?)
+}
+
+/// HdrHistogram V2 serialization, base64 (standard alphabet, padded).
+pub fn encode_histogram(hist: &Histogram<u64>) -> io::Result<String> {
+    let mut bytes = Vec::new();
+    V2Serializer::new()
+        .serialize(hist, &mut bytes)
+        .map_err(|e| io::Error::other(format!("serialising a histogram: {e:?}")))?;
+    Ok(base64::engine::general_purpose::STANDARD.encode(bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Pacing, ProtocolKind};
+    use crate::engine::tally::latency_histogram;
+    use crate::sys::CpuTime;
+    use hdrhistogram::serialization::Deserializer;
+
+    fn report() -> RunReport {
+        let mut config = RunConfig::new("127.0.0.1:7".parse().unwrap(), ProtocolKind::EchoFrame);
+        config.pacing = Pacing::Open { rate: 500.0 };
+        let mut service_time = latency_histogram();
+        for v in [1_000, 2_000, 3_000, 1_000_000] {
+            service_time.record(v).unwrap();
+        }
+        let mut corrected = service_time.clone();
+        corrected.record(900_000_000).unwrap();
+        RunReport {
+            config,
+            conns_opened: 1,
+            idle_opened: 0,
+            counts: Counts { requests: 5, ..Counts::default() },
+            cpu: CpuTime::default(),
+            first_error: None,
+            service_time,
+            corrected: Some(corrected),
+        }
+    }
+
+    #[test]
+    fn document_is_versioned_and_histograms_round_trip() {
+        let report = report();
+        let text = to_json(&report).unwrap();
+        assert!(text.starts_with("{\n  \"schema_version\": 1,"), "{text}");
+        let doc: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(doc["schema_version"], 1);
+        assert_eq!(doc["settings"]["protocol"], "echo-frame");
+        assert_eq!(doc["settings"]["pacing"]["rate"], 500.0);
+        assert_eq!(doc["counts"]["requests"], 5);
+        assert_eq!(doc["percentiles"]["corrected"]["max"], report.corrected.as_ref().unwrap().max());
+        for (key, original) in
+            [("service_time", &report.service_time), ("corrected", report.corrected.as_ref().unwrap())]
+        {
+            let text = doc["histograms"][key].as_str().unwrap();
+            let bytes = base64::engine::general_purpose::STANDARD.decode(text).unwrap();
+            let back: Histogram<u64> = Deserializer::new().deserialize(&mut &bytes[..]).unwrap();
+            assert_eq!(&back, original, "{key} must round-trip");
+        }
+    }
+
+    #[test]
+    fn closed_loop_has_no_corrected_histogram() {
+        let mut report = report();
+        report.config.pacing = Pacing::Closed;
+        report.corrected = None;
+        let doc: serde_json::Value = serde_json::from_str(&to_json(&report).unwrap()).unwrap();
+        assert!(doc["histograms"]["corrected"].is_null());
+        assert!(doc["requested_rate"].is_null());
+    }
+}

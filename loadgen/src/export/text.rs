@@ -1,0 +1,172 @@
+//! The human summary: what was asked, how many replies, which errors, the percentile table
+//! with units, and loadgen's own CPU use so a saturated generator is visible.
+
+use std::fmt::Write;
+
+use super::{grouped, human_ns};
+use crate::config::Pacing;
+use crate::report::{Percentiles, RunReport};
+
+/// Above this share of its threads' CPU, loadgen warns that it may be the bottleneck.
+const BUSY_GENERATOR: f64 = 0.9;
+
+/// Renders the summary table (several lines, ending with a newline).
+pub fn summary(report: &RunReport) -> String {
+    let cfg = &report.config;
+    let mut out = String::new();
+    let pacing = match cfg.pacing {
+        Pacing::Closed => format!("closed loop, depth {}", cfg.depth),
+        Pacing::Open { rate } => format!("open loop at {} req/s, depth {}", grouped(rate as u64), cfg.depth),
+    };
+    let _ = writeln!(
+        out,
+        "loadgen: {} to {}, {pacing}, {} conns on {} thread(s) (+{} idle), {}, {} warm-up + {} measured",
+        cfg.protocol,
+        cfg.addr,
+        cfg.conns,
+        cfg.threads,
+        cfg.idle_conns,
+        cfg.size,
+        humantime::format_duration(cfg.warmup),
+        humantime::format_duration(cfg.duration),
+    );
+    if report.conns_opened < cfg.conns || report.idle_opened < cfg.idle_conns {
+        let _ = writeln!(
+            out,
+            "  opened only {} of {} connections and {} of {} idle ones",
+            report.conns_opened, cfg.conns, report.idle_opened, cfg.idle_conns
+        );
+    }
+    if !cfg.verify {
+        let _ = writeln!(out, "  --no-verify: replies counted only, not checked, latencies not recorded");
+    }
+
+    let c = &report.counts;
+    let _ = writeln!(
+        out,
+        "requests    {} in {:.2} s = {} req/s",
+        grouped(c.requests),
+        report.measured().as_secs_f64(),
+        grouped(report.achieved_rate().round() as u64),
+    );
+    if let (Some(rate), Some(fraction)) = (report.requested_rate(), report.achieved_fraction()) {
+        let verdict = if report.fell_short() { "FELL SHORT of" } else { "kept up with" };
+        let _ = writeln!(
+            out,
+            "rate        {verdict} the requested {} req/s: {:.1}% achieved, {} due requests never sent",
+            grouped(rate as u64),
+            fraction * 100.0,
+            grouped(c.unsent),
+        );
+    }
+    let errors: Vec<String> = c
+        .errors()
+        .iter()
+        .filter(|(_, n)| *n > 0)
+        .map(|(name, n)| format!("{} {name}", grouped(*n)))
+        .collect();
+    if errors.is_empty() {
+        let _ = writeln!(out, "errors      none (every reply checked byte for byte)");
+    } else {
+        let _ = writeln!(out, "errors      {}", errors.join(", "));
+    }
+    if let Some(first) = &report.first_error {
+        let _ = writeln!(out, "first error {first}");
+    }
+
+    if cfg.verify {
+        latency_table(&mut out, report);
+    }
+
+    let cpu = report.cpu;
+    let per_request = report
+        .cpu_per_request()
+        .map(|d| format!("; {} per request", human_ns(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))))
+        .unwrap_or_default();
+    let _ = writeln!(
+        out,
+        "loadgen CPU {:.2} s user + {:.2} s sys = {:.0}% of its {} thread(s){per_request}",
+        cpu.user.as_secs_f64(),
+        cpu.system.as_secs_f64(),
+        report.cpu_share() * 100.0,
+        cfg.threads,
+    );
+    if report.cpu_share() > BUSY_GENERATOR {
+        let _ = writeln!(
+            out,
+            "  warning: loadgen was busy most of the time; it may be what limits these figures \
+             (give it a CPU of its own, or more --threads on more CPUs)"
+        );
+    }
+    out
+}
+
+fn latency_table(out: &mut String, report: &RunReport) {
+    let service = Percentiles::of(&report.service_time);
+    match &report.corrected {
+        Some(corrected) => {
+            let corrected = Percentiles::of(corrected);
+            let _ = writeln!(out, "latency     {:>14} {:>14}", "from due time", "service time");
+            for ((label, due), (_, served)) in corrected.rows().iter().zip(service.rows()) {
+                let _ = writeln!(out, "  {label:<9} {:>14} {:>14}", human_ns(*due), human_ns(served));
+            }
+            let _ = writeln!(
+                out,
+                "  (from due time counts queueing behind a slow reply, as a user would see it;\n   service time is write to last byte of the reply)"
+            );
+        }
+        None => {
+            let _ = writeln!(out, "latency     write to last byte of the reply");
+            for (label, value) in service.rows() {
+                let _ = writeln!(out, "  {label:<9} {:>14}", human_ns(value));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{ProtocolKind, RunConfig};
+    use crate::engine::tally::latency_histogram;
+    use crate::report::Counts;
+    use crate::sys::CpuTime;
+
+    fn report(open: bool) -> RunReport {
+        let mut config = RunConfig::new("127.0.0.1:7".parse().unwrap(), ProtocolKind::EchoLine);
+        if open {
+            config.pacing = Pacing::Open { rate: 1000.0 };
+        }
+        let mut service_time = latency_histogram();
+        for v in 1..=1000u64 {
+            service_time.record(v * 1000).unwrap();
+        }
+        RunReport {
+            config,
+            conns_opened: 1,
+            idle_opened: 0,
+            counts: Counts { requests: 1000, mismatches: 2, ..Counts::default() },
+            cpu: CpuTime::default(),
+            first_error: Some("connection 0 at 1.000 s: something".into()),
+            corrected: open.then(|| service_time.clone()),
+            service_time,
+        }
+    }
+
+    #[test]
+    fn closed_loop_summary_has_counts_errors_and_percentiles_with_units() {
+        let text = summary(&report(false));
+        for needle in
+            ["1,000 in 10.00 s = 100 req/s", "2 mismatched replies", "p99.99", "max", "µs", "first error"]
+        {
+            assert!(text.contains(needle), "missing {needle:?} in\n{text}");
+        }
+    }
+
+    #[test]
+    fn open_loop_summary_shows_both_histograms_and_the_shortfall() {
+        let text = summary(&report(true));
+        assert!(text.contains("from due time"), "{text}");
+        assert!(text.contains("FELL SHORT"), "{text}");
+    }
+}

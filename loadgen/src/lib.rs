@@ -1,0 +1,34 @@
+//! `loadgen`: the lab's load generator.
+//!
+//! It opens many connections from a few threads, sends requests closed loop (a fixed number in
+//! flight per connection) or open loop (on a fixed timetable, with latency measured from when
+//! each request was *due*), checks every reply byte for byte, and records every latency in an
+//! HdrHistogram. The library is what the CLI and the suite share:
+//! [`run`]`(&`[`RunConfig`]`) -> `[`RunReport`], then the exporters.
+//!
+//! Map of the crate, in the order data flows:
+//! - [`config`]: typed settings ([`RunConfig`]), size and duration parsing; no CLI here.
+//! - [`payload`]: seeded payloads that differ per request and verify in place.
+//! - [`proto`]: the client side of each protocol, behind the [`proto::ClientProtocol`] trait.
+//! - `connect`: opens all connections before the clock starts.
+//! - [`engine`]: per-thread mio event loops, pacing, timeouts, recording.
+//! - `run`: one measurement end to end; the main thread only watches the clock.
+//! - [`report`]: what a run found ([`RunReport`], [`Counts`]).
+//! - [`export`]: the human table, `--json`, `--hgrm`.
+//! - `sys`: file-descriptor limit and CPU time from the OS.
+
+pub mod config;
+mod connect;
+pub mod engine;
+mod error;
+pub mod export;
+pub mod payload;
+pub mod proto;
+pub mod report;
+mod run;
+pub mod sys;
+
+pub use config::{ConfigError, Pacing, ProtocolKind, RunConfig, SizeSpec};
+pub use error::RunError;
+pub use report::{Counts, Percentiles, RunReport};
+pub use run::run;

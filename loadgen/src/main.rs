@@ -1,0 +1,171 @@
+//! `loadgen`: the command-line front. It only parses flags into a [`RunConfig`], calls the
+//! library, prints the summary and writes the requested files; everything else is in the
+//! library so the suite and the tests drive exactly the same code.
+//!
+//! Exit status: 0 when every reply checked out and no connection had a problem; 1 when any
+//! reply mismatched, any connection failed or timed out, or the run could not start (nothing
+//! listening); 2 for usage errors (clap's convention).
+
+use std::io::IsTerminal;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand, ValueEnum};
+use loadgen::config::{SizeSpec, parse_duration};
+use loadgen::export::{hgrm, json, text};
+use loadgen::{Pacing, ProtocolKind, RunConfig};
+
+#[derive(Parser)]
+#[command(
+    name = "loadgen",
+    version,
+    about = "Load generator for the concurrency-model lab: \
+    closed and open loop, every reply checked, HdrHistogram latency"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Measure one server at one address.
+    Run(RunArgs),
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Proto {
+    /// Payload then `\n`, echoed back.
+    EchoLine,
+    /// 4-byte big-endian length then payload, echoed back.
+    EchoFrame,
+}
+
+#[derive(clap::Args)]
+struct RunArgs {
+    /// Server address, e.g. 127.0.0.1:7000 (a host name is resolved once).
+    #[arg(long)]
+    addr: String,
+    /// Protocol the server speaks.
+    #[arg(long, value_enum)]
+    proto: Proto,
+    /// Connections that send requests.
+    #[arg(long, default_value_t = 1)]
+    conns: usize,
+    /// Event-loop threads sharing the connections.
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
+    /// Requests in flight per connection (pipelining above 1).
+    #[arg(long, default_value_t = 1)]
+    depth: usize,
+    /// Open loop: requests per second over all connections, on a fixed timetable; latency counts
+    /// from each request's due time. Without it, closed loop.
+    #[arg(long)]
+    rate: Option<f64>,
+    /// Unrecorded warm-up before measuring (500ms, 1s, 1m; 0 for none).
+    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    warmup: Duration,
+    /// Measured phase.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    duration: Duration,
+    /// Payload bytes: a size (64) or an inclusive range (16..4096) drawn per request.
+    #[arg(long, default_value = "64")]
+    size: SizeSpec,
+    /// Seed for payload bytes and sizes.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Extra connections opened and held for the whole run, never sending.
+    #[arg(long, default_value_t = 0)]
+    idle_conns: usize,
+    /// Give a connection up when a request goes unanswered this long.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    timeout: Duration,
+    /// Write the full report as JSON (schema in the README).
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+    /// Write the headline histogram as HdrHistogram percentile-distribution text (ms).
+    #[arg(long, value_name = "FILE")]
+    hgrm: Option<PathBuf>,
+    /// Calibration aid: count replies without checking them or recording latencies, to measure
+    /// what checking costs. Never use for published figures.
+    #[arg(long)]
+    no_verify: bool,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("loadgen: error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Exit status for settings that clap accepted but that do not fit together.
+const USAGE: u8 = 2;
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let Command::Run(args) = cli.command;
+    let cfg = match to_config(&args) {
+        Ok(cfg) => cfg,
+        Err(err) => {
+            eprintln!("loadgen: usage error: {err:#}");
+            return Ok(ExitCode::from(USAGE));
+        }
+    };
+    let report = loadgen::run(&cfg)?;
+    print!("{}", text::summary(&report));
+    if let Some(path) = &args.json {
+        json::write(&report, path).with_context(|| format!("writing {}", path.display()))?;
+    }
+    if let Some(path) = &args.hgrm {
+        hgrm::write(report.headline(), path).with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(if report.is_clean() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+fn to_config(args: &RunArgs) -> anyhow::Result<RunConfig> {
+    let addr = resolve(&args.addr)?;
+    let protocol = match args.proto {
+        Proto::EchoLine => ProtocolKind::EchoLine,
+        Proto::EchoFrame => ProtocolKind::EchoFrame,
+    };
+    let mut cfg = RunConfig::new(addr, protocol);
+    cfg.conns = args.conns;
+    cfg.threads = args.threads;
+    cfg.depth = args.depth;
+    cfg.pacing = match args.rate {
+        Some(rate) => Pacing::Open { rate },
+        None => Pacing::Closed,
+    };
+    cfg.warmup = args.warmup;
+    cfg.duration = args.duration;
+    cfg.size = args.size;
+    cfg.seed = args.seed;
+    cfg.idle_conns = args.idle_conns;
+    cfg.timeout = args.timeout;
+    cfg.verify = !args.no_verify;
+    cfg.progress = std::io::stderr().is_terminal();
+    // A script reads stderr instead: tell it when the measured phase starts and ends.
+    cfg.phase_markers = !cfg.progress;
+    cfg.validate()?;
+    if args.hgrm.is_some() && args.no_verify {
+        bail!("--hgrm needs recorded latencies, which --no-verify switches off");
+    }
+    Ok(cfg)
+}
+
+fn resolve(addr: &str) -> anyhow::Result<SocketAddr> {
+    if let Ok(addr) = addr.parse() {
+        return Ok(addr);
+    }
+    addr.to_socket_addrs()
+        .with_context(|| format!("cannot resolve --addr {addr}"))?
+        .next()
+        .with_context(|| format!("--addr {addr} resolves to no address"))
+}

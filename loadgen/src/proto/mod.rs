@@ -1,0 +1,56 @@
+//! The client side of each wire protocol, kept apart from the engine.
+//!
+//! The engine only knows the [`ClientProtocol`] trait: "write request number `seq` into this
+//! buffer" and "does this buffer start with the response to that request, and is it right?".
+//! It owns sockets, timing and counting; a protocol owns bytes. Adding HTTP, a Redis-style KV
+//! workload or a chat client means adding a file here and a variant to
+//! [`ProtocolKind`](crate::config::ProtocolKind), not touching the event loop.
+//!
+//! This code is written independently of the lab's servers on purpose: if both sides shared
+//! one framing bug, neither could catch it.
+
+mod echo_frame;
+mod echo_line;
+
+pub use echo_frame::EchoFrame;
+pub use echo_line::EchoLine;
+
+pub use crate::payload::RequestTag;
+
+/// What a decoder found at the start of the receive buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decoded {
+    /// Not enough bytes yet for a whole response; read more and ask again.
+    Incomplete,
+    /// A whole response of `len` bytes is at the front of the buffer. `matches` says whether it
+    /// was the expected one (always `true` when verification is off).
+    Complete {
+        /// Bytes to consume, framing included.
+        len: usize,
+        /// Whether the response is byte for byte what was expected.
+        matches: bool,
+    },
+    /// The bytes cannot be a response at all (bad framing, oversized length). The stream can no
+    /// longer be trusted, so the engine drops the connection.
+    Malformed(&'static str),
+}
+
+/// One request/response protocol, seen from the client.
+///
+/// Implementations must not allocate per request: encode by appending to the caller's buffer,
+/// decode by looking at the caller's buffer in place.
+pub trait ClientProtocol: Send + Sync {
+    /// Picks what request number `seq` will be (its size, in the echo protocols).
+    fn tag(&self, seq: u64) -> RequestTag;
+
+    /// Appends the wire bytes of the request described by `tag` to `out`.
+    fn encode(&self, tag: RequestTag, out: &mut Vec<u8>);
+
+    /// Looks for the response to `tag` at the start of `input`. With `verify` off only the
+    /// framing is checked (the calibration mode that measures what checking costs).
+    fn decode(&self, input: &[u8], tag: RequestTag, verify: bool) -> Decoded;
+
+    /// The largest response this protocol can legitimately send for the configured workload;
+    /// the engine sizes its receive buffers from it so that one response always fits.
+    fn max_response_len(&self) -> usize;
+}

@@ -1,0 +1,157 @@
+#!/usr/bin/env bash
+# Measure the speed and memory targets the servers and loadgen issues set, on this machine:
+#
+#   1. reactor vs async (current-thread): echo-line, 64 B, 50 connections, throughput and the
+#      server's CPU time per request over exactly the measured phase;
+#   2. resident memory per idle connection at 10,000 idle connections, for reactor, async and
+#      thread-per-connection, above each server's own idle baseline;
+#   3. one connection, one request at a time: each model's median round trip against a plain
+#      blocking socket pair (the interleaved benchmark in servers/benches/round_trip.rs);
+#   4. loadgen against a naive thread-per-connection client (loadgen/examples) at 1, 64 and
+#      1,000 connections, and loadgen with and without checking (--no-verify).
+#
+# Server on CPU 0, clients on CPU 1. Paired measurements alternate (A B A B ...) so drift on a
+# shared machine falls on both sides; each figure is the median of --reps runs.
+#
+# Usage: scripts/check-targets.sh [--reps N] [--duration 5s] [--only 1,2,3,4]
+# Needs: Linux, 2 CPUs, cargo, taskset (util-linux), awk, python3 (to read loadgen's JSON).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+reps=5 duration=5s only=1,2,3,4
+while [[ $# -gt 0 ]]; do
+    case $1 in
+        --reps) reps=$2; shift 2 ;;
+        --duration) duration=$2; shift 2 ;;
+        --only) only=$2; shift 2 ;;
+        -h|--help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        *) echo "unknown option $1 (see --help)" >&2; exit 2 ;;
+    esac
+done
+
+target=${CARGO_TARGET_DIR:-target}
+cargo build --release --workspace --quiet
+cargo build --release -p loadgen --example naive_echo_client --quiet
+server_bin=$target/release/server loadgen_bin=$target/release/loadgen
+naive_bin=$target/release/examples/naive_echo_client
+work=$(mktemp -d)
+server_pid=
+cleanup() { [[ -n $server_pid ]] && kill "$server_pid" 2>/dev/null; rm -rf "$work"; }
+trap cleanup EXIT
+
+# start_server MODEL [ARGS...]: sets server_pid and addr.
+start_server() {
+    local model=$1; shift
+    taskset -c 0 "$server_bin" --model "$model" --proto echo-line "$@" >"$work/listen" 2>"$work/server.err" &
+    server_pid=$!
+    for _ in $(seq 200); do
+        grep -q '^listening on' "$work/listen" && break
+        sleep 0.05
+    done
+    addr=$(sed -n 's/^listening on //p' "$work/listen")
+    [[ -n $addr ]] || { echo "server $model did not start: $(cat "$work/server.err")" >&2; exit 1; }
+}
+
+stop_server() {
+    kill -TERM "$server_pid"
+    wait "$server_pid" || echo "warning: server exited with $?" >&2
+    server_pid=
+}
+
+# Nanoseconds of CPU the server has used, all threads (schedstat: first field, ns on CPU).
+# A thread may exit between the glob and the read: ignore the ones that vanished.
+server_cpu_ns() { { cat /proc/"$server_pid"/task/*/schedstat 2>/dev/null || true; } | awk '{s += $1} END {print s + 0}'; }
+server_rss_kib() { awk '/^VmRSS/ {print $2}' /proc/"$server_pid"/status; }
+
+# run_loadgen JSON ARGS...: runs loadgen on CPU 1; sets cpu_ns (server CPU over the measured
+# phase), and rss_kib and threads (the server's when measuring began).
+run_loadgen() {
+    local json=$1; shift
+    local t0=0 t1=0 line
+    rss_kib=0
+    while IFS= read -r line; do
+        case $line in
+            "loadgen: measuring")
+                t0=$(server_cpu_ns) rss_kib=$(server_rss_kib)
+                threads=$(awk '/^Threads/ {print $2}' /proc/"$server_pid"/status) ;;
+            "loadgen: measured") t1=$(server_cpu_ns) ;;
+            *) echo "  loadgen: $line" >&2 ;;
+        esac
+    done < <(taskset -c 1 "$loadgen_bin" run --addr "$addr" --proto echo-line --json "$json" "$@" 2>&1 >/dev/null)
+    cpu_ns=$((t1 - t0))
+}
+
+json_field() { python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print(eval('d'+sys.argv[2]))" "$1" "$2"; }
+calc() { awk "BEGIN { print $1 }"; }
+median() { sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
+
+if [[ $only == *1* ]]; then
+    echo "== 1. reactor vs async (current-thread): echo-line 64 B, 50 connections, $reps x $duration"
+    for i in $(seq "$reps"); do
+        for model in reactor async; do
+            start_server "$model"
+            run_loadgen "$work/t.json" --conns 50 --size 64 --warmup 1s --duration "$duration"
+            stop_server
+            rate=$(json_field "$work/t.json" "['achieved_rate']")
+            n=$(json_field "$work/t.json" "['counts']['requests']")
+            lg=$(json_field "$work/t.json" "['cpu']['per_request_ns']")
+            echo "$rate" >>"$work/rate.$model"
+            echo $((cpu_ns / n)) >>"$work/cpu.$model"
+            printf '  %-8s run %d: %8.0f req/s  server CPU %5d ns/req  loadgen CPU %5d ns/req\n' \
+                "$model" "$i" "$rate" $((cpu_ns / n)) "$lg"
+        done
+    done
+    r=$(median <"$work/rate.reactor") a=$(median <"$work/rate.async")
+    rc=$(median <"$work/cpu.reactor") ac=$(median <"$work/cpu.async")
+    printf '  median: reactor %.0f req/s, %s ns/req; async %.0f req/s, %s ns/req\n' "$r" "$rc" "$a" "$ac"
+    printf '  reactor/async throughput %.3f (target >= 0.98), server CPU per request %.3f (target <= 1)\n' \
+        "$(calc "$r / $a")" "$(calc "$rc / $ac")"
+fi
+
+if [[ $only == *2* ]]; then
+    echo "== 2. resident memory per idle connection, 10,000 idle connections"
+    for model in ${idle_models:-reactor async thread-per-connection}; do
+        start_server "$model"
+        base=$(server_rss_kib)
+        run_loadgen "$work/idle.json" --conns 1 --idle-conns 10000 --warmup 0 --duration 2s --timeout 10s
+        stop_server
+        printf '  %-22s baseline %6d KiB, with 10,000 idle %7d KiB: %6.0f bytes per connection, %d threads\n' \
+            "$model" "$base" "$rss_kib" "$(calc "($rss_kib - $base) * 1024 / 10000")" "$threads"
+    done
+fi
+
+if [[ $only == *3* ]]; then
+    echo "== 3. one connection, one 64 B request at a time (median round trip vs a plain socket pair)"
+    cargo bench -p servers --bench round_trip --quiet 2>/dev/null | sed 's/^/  /'
+fi
+
+if [[ $only == *4* ]]; then
+    echo "== 4. loadgen against the reactor: vs a naive client, and the cost of checking"
+    secs=${duration%s}
+    for conns in 1 64 1000; do
+        : >"$work/lg" ; : >"$work/naive"
+        for i in $(seq "$reps"); do
+            start_server reactor
+            run_loadgen "$work/l.json" --conns "$conns" --warmup 1s --duration "$duration"
+            json_field "$work/l.json" "['achieved_rate']" >>"$work/lg"
+            taskset -c 1 "$naive_bin" "$addr" "$conns" "$secs" 2>/dev/null |
+                sed -n 's/.* \([0-9.]*\) req\/s.*/\1/p' >>"$work/naive"
+            stop_server
+        done
+        l=$(median <"$work/lg") n=$(median <"$work/naive")
+        printf '  %4d connections: loadgen %8.0f req/s, naive client %8.0f req/s, ratio %.2f\n' \
+            "$conns" "$l" "$n" "$(calc "$l / $n")"
+    done
+    : >"$work/on" ; : >"$work/off"
+    for i in $(seq "$reps"); do
+        start_server reactor
+        run_loadgen "$work/v.json" --conns 50 --warmup 1s --duration "$duration"
+        json_field "$work/v.json" "['achieved_rate']" >>"$work/on"
+        run_loadgen "$work/v.json" --conns 50 --warmup 1s --duration "$duration" --no-verify
+        json_field "$work/v.json" "['achieved_rate']" >>"$work/off"
+        stop_server
+    done
+    on=$(median <"$work/on") off=$(median <"$work/off")
+    printf '  50 connections: checked %.0f req/s, --no-verify %.0f req/s: checking costs %.1f%% (target < 3%%)\n' \
+        "$on" "$off" "$(calc "(1 - $on / $off) * 100")"
+fi

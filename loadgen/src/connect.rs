@@ -34,6 +34,22 @@ pub fn open_all(cfg: &RunConfig) -> Result<Opened, RunError> {
             Err(source) if n == 0 => {
                 return Err(RunError::Connect { addr: cfg.addr, source });
             }
+            // A connect that times out means the server stopped completing handshakes (its
+            // listen backlog is full: nobody accepts). Every later connect would wait out the
+            // same timeout, so stop here and count them all as failed, at once.
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
+                let rest = (total - n) as u64;
+                opened.errors += rest;
+                opened.first_error.get_or_insert_with(|| {
+                    format!(
+                        "connection {n}: connect timed out after {:?} (is the server's accept \
+                         queue full?); it and the {} after it were not opened",
+                        cfg.timeout,
+                        rest - 1
+                    )
+                });
+                break;
+            }
             Err(e) => {
                 opened.errors += 1;
                 if opened.first_error.is_none() {

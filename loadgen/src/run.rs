@@ -109,8 +109,11 @@ fn run_with<P: ClientProtocol>(cfg: &RunConfig, proto: &P) -> Result<RunReport, 
         total.merge(tally);
     }
     total.counts.connect_errors += connect_errors;
-    total.counts.idle_closed += connect::count_closed_idle(&idle);
-    let first_error = connect_error.or(total.first_error);
+    let idle_closed = connect::count_closed_idle(&idle);
+    total.counts.idle_closed += idle_closed;
+    let idle_error = (idle_closed > 0)
+        .then(|| format!("{idle_closed} of {} idle connections were closed by the server", idle.len()));
+    let first_error = connect_error.or(total.first_error).or(idle_error);
     Ok(RunReport {
         config: cfg.clone(),
         conns_opened,

@@ -1,0 +1,187 @@
+//! From repetitions to one row: the median and the min–max spread of each metric, a noisy
+//! flag, and the repetitions' histograms added together.
+//!
+//! The median is the *lower* median (the middle value of an odd count, the lower of the two
+//! middle values of an even one), so every reported figure is one that was actually measured.
+//! Percentiles are never averaged: each repetition's own percentiles give its value, and the
+//! merged histogram (the sum of all repetitions' histograms) gives the spectrum plots.
+
+use hdrhistogram::Histogram;
+
+use crate::loadgen_doc::LoadgenDoc;
+use crate::results::{PointResult, Repetition};
+
+/// A point is noisy when a metric's spread (max − min) exceeds this share of its median.
+pub const NOISY_SPREAD: f64 = 0.10;
+
+/// One metric over the repetitions.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Stat {
+    /// Lower median.
+    pub median: f64,
+    /// Smallest value.
+    pub min: f64,
+    /// Largest value.
+    pub max: f64,
+    /// Spread above [`NOISY_SPREAD`] of the median.
+    pub noisy: bool,
+}
+
+impl Stat {
+    /// Summarises `values`; `None` when there are none.
+    pub fn of(values: &[f64]) -> Option<Stat> {
+        let mut v: Vec<f64> = values.iter().copied().filter(|x| x.is_finite()).collect();
+        if v.is_empty() {
+            return None;
+        }
+        v.sort_by(f64::total_cmp);
+        let median = v[(v.len() - 1) / 2];
+        let (min, max) = (v[0], v[v.len() - 1]);
+        Some(Stat { median, min, max, noisy: max - min > NOISY_SPREAD * median.abs() })
+    }
+}
+
+/// The metrics of a table row, in table order.
+pub const METRICS: [(&str, &str); 9] = [
+    ("throughput", "req/s"),
+    ("p50", "ns"),
+    ("p99", "ns"),
+    ("p99.9", "ns"),
+    ("max", "ns"),
+    ("rss_peak", "KiB"),
+    ("threads_peak", "threads"),
+    ("switches_per_request", "switches"),
+    ("server_cpu_per_request", "ns"),
+];
+
+/// A point, summarised.
+#[derive(Debug, Clone)]
+pub struct Summary {
+    /// Repetitions run.
+    pub reps: usize,
+    /// Repetitions with no failure.
+    pub ok_reps: usize,
+    /// Distinct failures, in the order first seen.
+    pub failures: Vec<String>,
+    /// One entry per [`METRICS`] name, in that order.
+    pub stats: Vec<Option<Stat>>,
+    /// Open loop: a repetition fell short of the requested rate.
+    pub fell_short: bool,
+    /// The headline histograms of every repetition, added.
+    pub merged: Option<Histogram<u64>>,
+}
+
+impl Summary {
+    /// The stat of metric `name`.
+    pub fn get(&self, name: &str) -> Option<Stat> {
+        METRICS.iter().position(|(n, _)| *n == name).and_then(|i| self.stats[i])
+    }
+
+    /// True when every repetition ran clean.
+    pub fn ok(&self) -> bool {
+        self.failures.is_empty() && self.reps > 0
+    }
+
+    /// Names of noisy metrics.
+    pub fn noisy(&self) -> Vec<&'static str> {
+        METRICS
+            .iter()
+            .zip(&self.stats)
+            .filter(|(_, s)| s.is_some_and(|s| s.noisy))
+            .map(|((n, _), _)| *n)
+            .collect()
+    }
+}
+
+/// The values of each metric for one repetition (`None` where it was not measured).
+fn metrics_of(rep: &Repetition, doc: Option<&LoadgenDoc>) -> [Option<f64>; 9] {
+    let mut m = [None; 9];
+    if let Some(s) = &rep.samples {
+        // Memory and threads mean something even when loadgen wrote no report.
+        m[5] = Some(s.rss_peak_kib as f64);
+        m[6] = Some(s.threads_peak as f64);
+    }
+    let Some(doc) = doc else { return m };
+    let requests = doc.counts.requests as f64;
+    m[0] = Some(doc.achieved_rate);
+    if let Some(p) = doc.headline().filter(|p| p.count > 0) {
+        m[1] = Some(p.p50 as f64);
+        m[2] = Some(p.p99 as f64);
+        m[3] = Some(p.p99_9 as f64);
+        m[4] = Some(p.max as f64);
+    }
+    if let Some(s) = &rep.samples {
+        // Over the whole loadgen run the window also holds the warm-up's replies.
+        let replies = if s.window == "measured-phase" {
+            requests
+        } else {
+            requests + doc.counts.warmup_requests as f64
+        };
+        if replies > 0.0 {
+            m[7] = Some((s.voluntary_switches + s.involuntary_switches) as f64 / replies);
+            m[8] = Some((s.cpu_user_seconds + s.cpu_system_seconds) * 1e9 / replies);
+        }
+    }
+    m
+}
+
+/// Summarises one point.
+pub fn summarise(point: &PointResult) -> Summary {
+    let mut failures: Vec<String> = Vec::new();
+    if let Some(why) = &point.not_run {
+        failures.push(why.clone());
+    }
+    let mut columns: Vec<Vec<f64>> = vec![Vec::new(); METRICS.len()];
+    let mut merged: Option<Histogram<u64>> = None;
+    let mut fell_short = false;
+    for rep in &point.repetitions {
+        for f in &rep.failures {
+            if !failures.contains(f) {
+                failures.push(f.clone());
+            }
+        }
+        let doc =
+            rep.loadgen.as_ref().and_then(|l| l.report.as_ref()).and_then(|v| LoadgenDoc::from_value(v).ok());
+        if let Some(doc) = &doc {
+            fell_short |= doc.fell_short;
+            if let Ok(Some(h)) = doc.headline_histogram() {
+                match &mut merged {
+                    None => merged = Some(h),
+                    Some(m) => {
+                        if m.add(&h).is_err() {
+                            failures.push("histograms of different ranges cannot be merged".into());
+                        }
+                    }
+                }
+            }
+        }
+        for (col, v) in columns.iter_mut().zip(metrics_of(rep, doc.as_ref())) {
+            col.extend(v);
+        }
+    }
+    Summary {
+        reps: point.repetitions.len(),
+        ok_reps: point.repetitions.iter().filter(|r| r.ok()).count(),
+        failures,
+        stats: columns.iter().map(|c| Stat::of(c)).collect(),
+        fell_short,
+        merged,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lower_median_spread_and_noise() {
+        let s = Stat::of(&[100.0, 104.0, 98.0]).unwrap();
+        assert_eq!((s.median, s.min, s.max, s.noisy), (100.0, 98.0, 104.0, false));
+        let s = Stat::of(&[100.0, 120.0]).unwrap();
+        assert_eq!(s.median, 100.0);
+        assert!(s.noisy, "a 20% spread is noisy");
+        assert!(!Stat::of(&[100.0, 110.0]).unwrap().noisy, "exactly 10% is not");
+        assert_eq!(Stat::of(&[]), None);
+        assert_eq!(Stat::of(&[f64::NAN]), None);
+    }
+}

@@ -1,0 +1,29 @@
+//! # suite: the lab's benchmark runner
+//!
+//! One command runs every model of the lab through the same matrix of workloads and writes a
+//! results directory that reads like a lab report. The suite never links the servers or
+//! loadgen: it starts the `server` and `loadgen` binaries as child processes, exactly as a
+//! person would, so what it measures is what ships.
+//!
+//! How the pieces fit, in the order data flows:
+//! - [`matrix`]: the TOML matrix (default: `scripts/suite.toml`, compiled in) expanded into a
+//!   flat plan of points;
+//! - [`runner`]: runs the plan point by point, repetition by repetition, with [`progress`];
+//! - [`repetition`]: one server + one loadgen run ([`child`] starts, pins and stops
+//!   processes; [`procfs`] samples the server);
+//! - [`results`]: `results.json`, the raw record ([`machine`] describes where it ran;
+//!   [`loadgen_doc`] reads loadgen's reports inside it);
+//! - [`aggregate`]: medians, spreads, noisy flags and merged histograms;
+//! - [`render`]: README.md, results.csv and SVG plots from results.json alone.
+
+pub mod aggregate;
+pub mod child;
+pub mod loadgen_doc;
+pub mod machine;
+pub mod matrix;
+pub mod procfs;
+pub mod progress;
+pub mod render;
+pub mod repetition;
+pub mod results;
+pub mod runner;

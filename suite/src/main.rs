@@ -1,0 +1,154 @@
+//! `suite`: the command-line front. It parses flags into [`RunOptions`] and calls the library;
+//! everything that can be tested without a terminal lives in the library.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use clap::{Parser, Subcommand};
+use suite::matrix::{self, Overrides};
+use suite::runner::{self, RunOptions};
+
+#[derive(Parser)]
+#[command(
+    name = "suite",
+    version,
+    about = "Runs the concurrency-model lab's benchmark matrix and writes a results directory",
+    long_about = "Runs every point of a matrix (model x workload x connections), each repeated, \
+with the server pinned to CPU 0 and loadgen to CPU 1, samples the server from /proc, and writes \
+results/<date>-<host>-<commit>/ with results.json (everything raw), results.csv, README.md \
+(tables) and SVG plots. `suite report DIR` re-renders the tables and plots from DIR/results.json."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the matrix and write a results directory.
+    Run(RunArgs),
+    /// Re-render README.md, results.csv and plots/ of a results directory from its results.json.
+    Report {
+        /// The results directory.
+        dir: PathBuf,
+    },
+    /// Print the expanded plan (point ids and settings) without running anything.
+    Plan(RunArgs),
+}
+
+#[derive(clap::Args)]
+struct RunArgs {
+    /// The [quick] settings of the matrix: the same points, shorter and once (about 5 minutes).
+    #[arg(long)]
+    quick: bool,
+    /// Matrix file (TOML); default: the built-in copy of scripts/suite.toml.
+    #[arg(long, value_name = "FILE")]
+    matrix: Option<PathBuf>,
+    /// Repetitions per point (default 3, or 1 with --quick).
+    #[arg(long, value_name = "N")]
+    repeat: Option<u32>,
+    /// Measured phase per repetition (e.g. 6s, 500ms).
+    #[arg(long, value_name = "D", value_parser = duration)]
+    duration: Option<Duration>,
+    /// Unrecorded warm-up per repetition (e.g. 1s, 200ms, 0).
+    #[arg(long, value_name = "D", value_parser = duration)]
+    warmup: Option<Duration>,
+    /// Results directory (default: results/<date>-<host>-<short commit>).
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+    /// Run only the points whose id (experiment/model/variant, see `suite plan`) contains this
+    /// text, plus the closed-loop points their rate sweeps take rates from.
+    #[arg(long, value_name = "SUBSTRING")]
+    filter: Option<String>,
+    /// The server binary (default: `server` next to this executable).
+    #[arg(long, value_name = "PATH")]
+    server_bin: Option<PathBuf>,
+    /// The loadgen binary (default: `loadgen` next to this executable).
+    #[arg(long, value_name = "PATH")]
+    loadgen_bin: Option<PathBuf>,
+}
+
+fn duration(text: &str) -> Result<Duration, String> {
+    matrix::parse_duration(text).map_err(|e| e.to_string())
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("suite: error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn sibling(name: &str) -> anyhow::Result<PathBuf> {
+    let exe = std::env::current_exe().context("cannot find the suite's own executable")?;
+    let dir = exe.parent().unwrap_or(Path::new("."));
+    Ok(dir.join(name))
+}
+
+fn plan_of(args: &RunArgs) -> anyhow::Result<(matrix::Plan, String)> {
+    let text = match &args.matrix {
+        Some(path) => std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?,
+        None => matrix::DEFAULT_MATRIX.to_owned(),
+    };
+    let file = matrix::parse(&text)?;
+    let ov = Overrides {
+        quick: args.quick,
+        repeat: args.repeat,
+        duration: args.duration,
+        warmup: args.warmup,
+        filter: args.filter.clone(),
+    };
+    Ok((matrix::expand(&file, &ov)?, text))
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Report { dir } => {
+            let written = suite::render::render_dir(&dir)?;
+            eprintln!("suite: rewrote {} file(s) in {}", written.len(), dir.display());
+        }
+        Command::Plan(args) => {
+            let (plan, _) = plan_of(&args)?;
+            for p in &plan.points {
+                println!("{}  x{}  {}", p.id, p.repeat, p.server_args.join(" "));
+            }
+            println!(
+                "{} points, estimated {}",
+                plan.points.len(),
+                humantime::format_duration(Duration::from_secs(plan.estimate().as_secs()))
+            );
+        }
+        Command::Run(args) => {
+            let (plan, matrix_text) = plan_of(&args)?;
+            let server_bin = match &args.server_bin {
+                Some(p) => p.clone(),
+                None => sibling("server")?,
+            };
+            let loadgen_bin = match &args.loadgen_bin {
+                Some(p) => p.clone(),
+                None => sibling("loadgen")?,
+            };
+            if args.out.as_ref().is_some_and(|o| o.is_file()) {
+                bail!("--out must be a directory");
+            }
+            let opts = RunOptions {
+                plan,
+                matrix_text,
+                // What follows `suite run`: bench.sh passes its arguments on unchanged.
+                suite_args: std::env::args().skip(2).collect(),
+                out: args.out.clone(),
+                server_bin,
+                loadgen_bin,
+            };
+            let dir = runner::run(&opts)?;
+            eprintln!("suite: wrote {}", dir.display());
+            println!("{}", dir.join("README.md").display());
+        }
+    }
+    Ok(())
+}

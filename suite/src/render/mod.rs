@@ -1,0 +1,204 @@
+//! Everything a run directory shows a reader, computed from `results.json` alone: the README
+//! with its tables, `results.csv` and the SVG plots.
+//!
+//! `suite run` writes results.json and then calls [`render_dir`], exactly as `suite report`
+//! does, so a re-render is byte-for-byte what the run wrote. Nothing here reads a clock or the
+//! environment; order comes from the plan, and numbers are formatted by fixed rules.
+
+pub mod csv;
+pub mod format;
+pub mod plots;
+pub mod readme;
+pub mod svg;
+
+use std::path::Path;
+
+use crate::aggregate::{self, Summary};
+use crate::results::{self, PointResult, RunResults};
+
+/// Why a report could not be rendered.
+#[derive(Debug, thiserror::Error)]
+pub enum RenderError {
+    /// results.json could not be read.
+    #[error(transparent)]
+    Load(#[from] results::LoadError),
+    /// An output could not be written.
+    #[error("writing {path}: {source}")]
+    Write {
+        /// The file.
+        path: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+}
+
+/// A point with its summary, as every renderer sees it.
+pub struct Row<'a> {
+    /// The raw point.
+    pub point: &'a PointResult,
+    /// Its aggregate.
+    pub summary: Summary,
+}
+
+/// Summarises every point of `results`, in plan order.
+pub fn rows(results: &RunResults) -> Vec<Row<'_>> {
+    results.points.iter().map(|p| Row { point: p, summary: aggregate::summarise(p) }).collect()
+}
+
+/// The files a run directory's report consists of: relative path and contents.
+pub fn render(results: &RunResults) -> Vec<(String, String)> {
+    let rows = rows(results);
+    let plots = plots::all(results, &rows);
+    let mut files = vec![
+        ("README.md".to_owned(), readme::render(results, &rows, &plots)),
+        ("results.csv".to_owned(), csv::render(&rows)),
+    ];
+    files.extend(plots.into_iter().map(|p| (p.file, p.svg)));
+    files
+}
+
+/// Reads `dir/results.json` and (re)writes README.md, results.csv and plots/.
+pub fn render_dir(dir: &Path) -> Result<Vec<String>, RenderError> {
+    let results = results::load(&dir.join("results.json"))?;
+    let files = render(&results);
+    let mut written = Vec::new();
+    for (name, text) in files {
+        let path = dir.join(&name);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)
+                .map_err(|source| RenderError::Write { path: parent.display().to_string(), source })?;
+        }
+        std::fs::write(&path, text)
+            .map_err(|source| RenderError::Write { path: path.display().to_string(), source })?;
+        written.push(name);
+    }
+    Ok(written)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::loadgen_doc::tests::sample_report;
+    use crate::machine::Machine;
+    use crate::matrix::{DEFAULT_MATRIX, Overrides, expand, parse};
+    use crate::results::{LoadgenRun, Pinning, Repetition, Samples, ServerRun};
+
+    fn rep(n: u32, rate: f64, failures: Vec<String>) -> Repetition {
+        Repetition {
+            rep: n,
+            server: ServerRun {
+                command: vec!["server".into()],
+                addr: Some("127.0.0.1:1".into()),
+                startup_ms: Some(3),
+                exit: "exit 0".into(),
+                clean_exit: true,
+                log: "logs/x".into(),
+            },
+            loadgen: Some(LoadgenRun {
+                command: vec!["loadgen".into()],
+                exit_code: Some(0),
+                killed_at_deadline: false,
+                wall_seconds: 2.5,
+                report: Some(sample_report(rate, &[10_000, 20_000, 30_000 + u64::from(n)], false)),
+                hgrm: None,
+                logs: vec![],
+            }),
+            samples: Some(Samples {
+                window: "measured-phase".into(),
+                window_seconds: 2.0,
+                cpu_user_seconds: 0.5,
+                cpu_system_seconds: 1.0,
+                voluntary_switches: 1000,
+                involuntary_switches: 10,
+                rss_peak_kib: 4000 + u64::from(n),
+                rss_final_kib: 3900,
+                threads_peak: 3,
+                threads_final: 3,
+                fds_peak: 20,
+                fds_final: 5,
+                series: vec![],
+            }),
+            failures,
+        }
+    }
+
+    /// A synthetic run of the default plan's closed-64B and c10k points.
+    pub fn synthetic() -> RunResults {
+        let plan = expand(&parse(DEFAULT_MATRIX).unwrap(), &Overrides::default()).unwrap();
+        let points = plan
+            .points
+            .iter()
+            .filter(|p| p.experiment == "closed-64B" || p.experiment == "c10k")
+            .enumerate()
+            .map(|(i, spec)| PointResult {
+                spec: spec.clone(),
+                rate: None,
+                not_run: None,
+                repetitions: (1..=3)
+                    .map(|n| {
+                        let fail = if spec.model == "blocking" && spec.conns > 1 {
+                            vec!["loadgen: connection 1: timed out | no reply".to_owned()]
+                        } else {
+                            vec![]
+                        };
+                        rep(n, 1000.0 * (i + 1) as f64 + f64::from(n) * 40.0, fail)
+                    })
+                    .collect(),
+            })
+            .collect();
+        RunResults {
+            schema_version: results::SCHEMA_VERSION,
+            run_id: "2026-01-01-host-abc1234".into(),
+            started_at: "2026-01-01T00:00:00Z".into(),
+            wall_seconds: 100.0,
+            reproduce: "scripts/bench.sh".into(),
+            suite_args: vec![],
+            machine: Machine {
+                host: "host".into(),
+                kernel: "Linux 6".into(),
+                cpu_model: "CPU".into(),
+                cores: 2,
+                memory_kib: 1 << 20,
+                rustc: "rustc 1".into(),
+                git_commit: "abc1234".into(),
+                git_dirty: false,
+            },
+            pinning: Pinning { server_cpu: Some(0), loadgen_cpu: Some(1), note: "pinned".into() },
+            matrix_text: DEFAULT_MATRIX.into(),
+            experiments: plan.experiments.clone(),
+            points,
+        }
+    }
+
+    #[test]
+    fn rendering_is_deterministic_and_survives_a_round_trip_through_json() {
+        let results = synthetic();
+        let first = render(&results);
+        assert_eq!(first, render(&results));
+        let dir = std::env::temp_dir().join(format!("suite-render-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        results::save(&results, &dir.join("results.json")).unwrap();
+        render_dir(&dir).unwrap();
+        for (name, text) in &first {
+            assert_eq!(&std::fs::read_to_string(dir.join(name)).unwrap(), text, "{name}");
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn readme_has_a_table_per_variant_and_names_failures() {
+        let files = render(&synthetic());
+        let readme = &files.iter().find(|(n, _)| n == "README.md").unwrap().1;
+        assert!(readme.contains("### 1,000 connections"));
+        assert!(readme.contains("### 16 connections + 10,000 idle"));
+        // The pipe inside the failure is escaped, so the table stays a table.
+        assert!(readme.contains("**failed** 3/3: loadgen: connection 1: timed out \\| no reply"));
+        assert!(readme.contains("**What this shows:** throughput: "));
+        assert!(readme.contains("Failed: blocking."));
+        assert!(readme.contains("![throughput against connections](plots/throughput_vs_connections.svg)"));
+        let csv = &files.iter().find(|(n, _)| n == "results.csv").unwrap().1;
+        assert_eq!(csv.lines().count(), 1 + 5 * 5);
+        assert!(files.iter().any(|(n, _)| n == "plots/memory_vs_connections.svg"));
+        assert!(files.iter().any(|(n, _)| n == "plots/spectrum-c10k-c16+i10000.svg"));
+    }
+}

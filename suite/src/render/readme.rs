@@ -1,0 +1,273 @@
+//! The run directory's README.md: what was run, on what, how to reproduce it, then one table
+//! per experiment (and connection count) with one row per model, a generated "what this
+//! shows" line that states only the measured ranking, and the plots.
+
+use std::fmt::Write as _;
+
+use super::Row;
+use super::format::{cell, kib, latency, sig3, thousands};
+use super::plots::Plot;
+use crate::aggregate::Stat;
+use crate::results::RunResults;
+
+fn stat_cell(stat: Option<Stat>, fmt: &dyn Fn(f64) -> String, spread: bool) -> String {
+    match stat {
+        None => "–".into(),
+        Some(s) => {
+            let mut text = fmt(s.median);
+            if spread && s.max > s.min {
+                text = format!("{text} ({}–{})", fmt(s.min), fmt(s.max));
+            }
+            if s.noisy {
+                text.push_str(" ⚠");
+            }
+            text
+        }
+    }
+}
+
+fn status(row: &Row) -> String {
+    let s = &row.summary;
+    if s.ok() {
+        return "ok".into();
+    }
+    let mut first = s.failures.first().cloned().unwrap_or_else(|| "failed".into());
+    if first.chars().count() > 110 {
+        first = first.chars().take(107).collect::<String>() + "…";
+    }
+    let extra =
+        if s.failures.len() > 1 { format!(" (+{} more)", s.failures.len() - 1) } else { String::new() };
+    format!("**failed** {}/{}: {}{extra}", s.reps - s.ok_reps, s.reps.max(1), cell(&first))
+}
+
+fn closed_table(out: &mut String, rows: &[&Row], spread: bool) {
+    out.push_str(
+        "| model | status | throughput (req/s) | p50 | p99 | p99.9 | max | peak RSS | threads | switches / req | server CPU / req |\n",
+    );
+    out.push_str("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
+    let lat = |v: f64| latency(v);
+    let count = |v: f64| thousands(v);
+    let mem = |v: f64| kib(v);
+    let small = |v: f64| sig3(v);
+    for r in rows {
+        let s = &r.summary;
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            r.point.spec.model,
+            status(r),
+            stat_cell(s.get("throughput"), &count, spread),
+            stat_cell(s.get("p50"), &lat, false),
+            stat_cell(s.get("p99"), &lat, spread),
+            stat_cell(s.get("p99.9"), &lat, false),
+            stat_cell(s.get("max"), &lat, false),
+            stat_cell(s.get("rss_peak"), &mem, false),
+            stat_cell(s.get("threads_peak"), &count, false),
+            stat_cell(s.get("switches_per_request"), &small, false),
+            stat_cell(s.get("server_cpu_per_request"), &lat, false),
+        );
+    }
+}
+
+/// The measured ranking of `rows`, in words.
+pub fn what_this_shows(rows: &[&Row]) -> String {
+    let ok: Vec<&&Row> = rows.iter().filter(|r| r.summary.ok()).collect();
+    let failed: Vec<&str> =
+        rows.iter().filter(|r| !r.summary.ok()).map(|r| r.point.spec.model.as_str()).collect();
+    let mut parts = Vec::new();
+    let mut by = |metric: &str, higher_first: bool, fmt: &dyn Fn(f64) -> String, label: &str| {
+        let mut v: Vec<(&str, f64)> = ok
+            .iter()
+            .filter_map(|r| r.summary.get(metric).map(|s| (r.point.spec.model.as_str(), s.median)))
+            .collect();
+        if v.is_empty() {
+            return;
+        }
+        v.sort_by(|a, b| {
+            if higher_first { b.1.total_cmp(&a.1) } else { a.1.total_cmp(&b.1) }.then(a.0.cmp(b.0))
+        });
+        let sep = if higher_first { " > " } else { " < " };
+        parts.push(format!(
+            "{label}: {}",
+            v.iter().map(|(m, x)| format!("{m} {}", fmt(*x))).collect::<Vec<_>>().join(sep)
+        ));
+    };
+    by("throughput", true, &|x| format!("{} req/s", thousands(x)), "throughput");
+    by("p99", false, &|x| latency(x), "p99");
+    by("rss_peak", false, &|x| kib(x), "peak RSS");
+    let mut text = match ok.len() {
+        0 => "no model completed this point cleanly".to_owned(),
+        1 => format!("only one model completed this point cleanly; {}", parts.join("; ")),
+        _ => parts.join("; "),
+    };
+    if !failed.is_empty() {
+        let _ = write!(text, ". Failed: {}", failed.join(", "));
+    }
+    text.push('.');
+    text
+}
+
+fn sweep_table(out: &mut String, rows: &[&Row]) {
+    out.push_str(
+        "| model | offered | offered (req/s) | achieved (req/s) | p50 | p99 | p99.9 | max | status |\n",
+    );
+    out.push_str("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n");
+    let lat = |v: f64| latency(v);
+    let count = |v: f64| thousands(v);
+    for r in rows {
+        let s = &r.summary;
+        let fraction = match &r.point.spec.pace {
+            crate::matrix::PaceSpec::Fraction { fraction, .. } => format!("{fraction}× max"),
+            crate::matrix::PaceSpec::Closed => "closed".into(),
+        };
+        let st = match (s.ok(), s.fell_short) {
+            (true, true) => "fell short".to_owned(),
+            (false, true) => format!("{}, fell short", status(r)),
+            _ => status(r),
+        };
+        let _ = writeln!(
+            out,
+            "| {} | {fraction} | {} | {} | {} | {} | {} | {} | {st} |",
+            r.point.spec.model,
+            r.point.rate.map(thousands).unwrap_or_else(|| "–".into()),
+            stat_cell(s.get("throughput"), &count, false),
+            stat_cell(s.get("p50"), &lat, false),
+            stat_cell(s.get("p99"), &lat, false),
+            stat_cell(s.get("p99.9"), &lat, false),
+            stat_cell(s.get("max"), &lat, false),
+        );
+    }
+}
+
+fn sweep_shows(rows: &[&Row]) -> String {
+    let mut models: Vec<&str> = Vec::new();
+    for r in rows {
+        if !models.contains(&r.point.spec.model.as_str()) {
+            models.push(&r.point.spec.model);
+        }
+    }
+    let parts: Vec<String> = models
+        .iter()
+        .map(|m| {
+            let mine: Vec<&&Row> =
+                rows.iter().filter(|r| r.point.spec.model == *m && r.point.rate.is_some()).collect();
+            let kept: Vec<&&&Row> = mine.iter().filter(|r| r.summary.ok() && !r.summary.fell_short).collect();
+            match kept.iter().filter_map(|r| r.point.rate.map(|x| (x, r))).max_by(|a, b| a.0.total_cmp(&b.0))
+            {
+                Some((rate, r)) => format!(
+                    "{m}: highest offered rate served in full {} req/s (p99 {} there)",
+                    thousands(rate),
+                    r.summary.get("p99").map(|s| latency(s.median)).unwrap_or_else(|| "–".into())
+                ),
+                None if mine.is_empty() => format!("{m} did not run"),
+                None => format!("{m}: served none of the offered rates in full"),
+            }
+        })
+        .collect();
+    format!("{}.", parts.join("; "))
+}
+
+/// Renders README.md.
+pub fn render(results: &RunResults, rows: &[Row], plots: &[Plot]) -> String {
+    let m = &results.machine;
+    let mut out = String::new();
+    let _ = writeln!(out, "# Benchmark run `{}`\n", results.run_id);
+    out.push_str(
+        "Generated by `suite` from [`results.json`](results.json), which holds every raw measurement; \
+`suite report <this directory>` regenerates this page, [`results.csv`](results.csv) and the plots from it \
+byte for byte. Each repetition's latency distribution is in [`hgrm/`](hgrm/) (HdrHistogram text, ms), \
+loadgen's own reports in [`raw/`](raw/), and every process's output in [`logs/`](logs/).\n\n",
+    );
+    out.push_str("## Reproduce\n\n```sh\n");
+    let _ = writeln!(out, "{}\n```\n", results.reproduce);
+    let spec0 = results.points.first().map(|p| &p.spec);
+    out.push_str("## On what\n\n| | |\n| --- | --- |\n");
+    let _ = writeln!(out, "| host | {} |", cell(&m.host));
+    let _ = writeln!(out, "| CPU | {} ({} CPUs usable) |", cell(&m.cpu_model), m.cores);
+    let _ = writeln!(out, "| memory | {} |", kib(m.memory_kib as f64));
+    let _ = writeln!(out, "| kernel | {} |", cell(&m.kernel));
+    let _ = writeln!(out, "| rustc | {} |", cell(&m.rustc));
+    let _ = writeln!(
+        out,
+        "| commit | `{}`{} |",
+        m.git_commit,
+        if m.git_dirty { " with uncommitted changes" } else { "" }
+    );
+    let _ = writeln!(out, "| pinning | {} |", cell(&results.pinning.note));
+    let took = if results.wall_seconds < 120.0 {
+        format!("{} s", sig3(results.wall_seconds))
+    } else {
+        format!("{} min", sig3(results.wall_seconds / 60.0))
+    };
+    let _ = writeln!(out, "| started | {} (took {took}) |", results.started_at);
+    if let Some(p) = spec0 {
+        let _ = writeln!(
+            out,
+            "| per point | {} repetition(s); loadgen warm-up {} s, measured {} s, timeout {} s, {} loadgen thread(s) |",
+            p.repeat,
+            sig3(p.warmup_s),
+            sig3(p.duration_s),
+            sig3(p.timeout_s),
+            p.loadgen_threads
+        );
+    }
+    out.push_str(
+        "\n## How to read the tables\n\n\
+- **throughput**: replies per second over the measured phase. Closed loop: every connection keeps one request in flight.\n\
+- **p50 … max**: latency from writing a request to the last byte of its reply (closed loop), or from the request's \
+*due time* (open loop, coordinated omission corrected). Each figure is the median of the repetitions' own \
+percentiles, never an average of percentiles.\n\
+- **peak RSS**: the server's VmHWM; **threads**: the most seen in /proc samples every 100 ms.\n\
+- **switches / req**, **server CPU / req**: the server's context switches (voluntary + involuntary, all threads) \
+and CPU time (user + system) over the measured phase, divided by the replies in it (over the whole loadgen run \
+when loadgen did not announce its phases; see `samples.window` in results.json).\n\
+- Cells show the median of the repetitions; throughput and p99 add (min–max) when they differ. ⚠ marks a metric \
+whose spread exceeds 10% of its median (noisy). A **failed** point names what went wrong; its figures are what \
+was measured anyway.\n\n",
+    );
+    let spread = spec0.is_some_and(|p| p.repeat > 1);
+    for exp in &results.experiments {
+        let exp_rows: Vec<&Row> = rows.iter().filter(|r| r.point.spec.experiment == exp.name).collect();
+        if exp_rows.is_empty() {
+            continue;
+        }
+        let _ = writeln!(out, "## {}\n", exp.title);
+        if !exp.about.is_empty() {
+            let _ = writeln!(out, "{}\n", exp.about);
+        }
+        if exp.sweep {
+            sweep_table(&mut out, &exp_rows);
+            let _ = writeln!(out, "\n**What this shows:** {}\n", sweep_shows(&exp_rows));
+        } else {
+            let mut variants: Vec<(usize, usize)> = Vec::new();
+            for r in &exp_rows {
+                let v = (r.point.spec.conns, r.point.spec.idle_conns);
+                if !variants.contains(&v) {
+                    variants.push(v);
+                }
+            }
+            variants.sort_unstable();
+            for (conns, idle) in variants {
+                let sub: Vec<&Row> = exp_rows
+                    .iter()
+                    .copied()
+                    .filter(|r| r.point.spec.conns == conns && r.point.spec.idle_conns == idle)
+                    .collect();
+                let idle_text =
+                    if idle > 0 { format!(" + {} idle", thousands(idle as f64)) } else { String::new() };
+                let _ = writeln!(
+                    out,
+                    "### {} connection{}{idle_text}\n",
+                    thousands(conns as f64),
+                    if conns == 1 { "" } else { "s" }
+                );
+                closed_table(&mut out, &sub, spread);
+                let _ = writeln!(out, "\n**What this shows:** {}\n", what_this_shows(&sub));
+            }
+        }
+        for plot in plots.iter().filter(|p| p.experiment == exp.name) {
+            let _ = writeln!(out, "![{}]({})\n", plot.caption, plot.file);
+        }
+    }
+    out
+}

@@ -19,6 +19,7 @@
 
 pub mod buffer;
 pub mod config;
+pub mod log;
 pub mod models;
 pub mod net;
 pub mod proto;

@@ -31,8 +31,9 @@ pub fn raise_fd_limit() -> io::Result<u64> {
 pub enum AcceptFailure {
     /// Only that one connection failed (reset before we took it, a signal): accept the next.
     OneConnection,
-    /// The process (or system) is out of file descriptors. The connection stays queued in the
-    /// kernel, so an accept loop that simply retries spins at 100% CPU: see [`FdReserve`].
+    /// The process (or system) is out of file descriptors. Linux checks for a free descriptor
+    /// *before* looking at the queue, so this says nothing about whether a client is waiting;
+    /// an accept loop that simply retries spins at 100% CPU. See [`FdReserve`].
     OutOfFds,
     /// The kernel is short of memory or buffers: back off briefly, then try again.
     Resources,
@@ -46,18 +47,27 @@ impl AcceptFailure {
         match err.raw_os_error() {
             Some(libc::EMFILE | libc::ENFILE) => AcceptFailure::OutOfFds,
             Some(libc::ENOBUFS | libc::ENOMEM) => AcceptFailure::Resources,
-            Some(libc::EBADF | libc::EINVAL | libc::ENOTSOCK | libc::EOPNOTSUPP | libc::EFAULT) => {
-                AcceptFailure::Fatal
-            }
-            // ECONNABORTED, EINTR, EPROTO, EPERM (a firewall rule), ENETDOWN and friends all
-            // concern the one connection being accepted.
+            Some(libc::EBADF | libc::EINVAL | libc::ENOTSOCK | libc::EFAULT) => AcceptFailure::Fatal,
+            // ECONNABORTED, EINTR, EPROTO, EPERM (a firewall rule), EOPNOTSUPP, ENETDOWN and
+            // friends are errors of the one connection being accepted (accept(2), NOTES).
             _ => AcceptFailure::OneConnection,
         }
     }
 }
 
+/// What [`FdReserve::shed`] managed to do.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Shed {
+    /// A waiting connection was accepted and closed at once: look for the next one.
+    Closed,
+    /// No connection was waiting: stop accepting until a new one arrives.
+    NothingWaiting,
+    /// There was no reserve descriptor to free: back off and try again later.
+    NoReserve,
+}
+
 /// One descriptor held in reserve so that, when the process runs out, the server can still
-/// accept the waiting connection and close it at once.
+/// accept a waiting connection and close it at once.
 ///
 /// Without this, a server out of descriptors leaves the connection in the kernel's queue, and
 /// the listener stays readable forever: a level-triggered loop spins, an edge-triggered one
@@ -73,18 +83,26 @@ impl FdReserve {
         FdReserve { spare: File::open("/dev/null").ok() }
     }
 
-    /// Out of descriptors: free the reserve, let `accept` take the waiting connection, drop it
-    /// (closing it), and take the reserve back. Returns false when there was no reserve to use;
-    /// the caller should then back off instead of retrying at once.
-    pub fn shed<T>(&mut self, accept: impl FnOnce() -> io::Result<T>) -> bool {
+    /// Out of descriptors: free the reserve, let `try_accept` take a waiting connection *without
+    /// blocking* (it must return `WouldBlock` when none waits), drop it (closing it), and take
+    /// the reserve back.
+    pub fn shed<T>(&mut self, try_accept: impl FnOnce() -> io::Result<T>) -> Shed {
         let Some(spare) = self.spare.take() else {
             self.spare = File::open("/dev/null").ok();
-            return false;
+            return Shed::NoReserve;
         };
         drop(spare);
-        drop(accept());
+        let outcome = match try_accept() {
+            Ok(conn) => {
+                drop(conn);
+                Shed::Closed
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Shed::NothingWaiting,
+            // Some other failure of that one connection: it is gone from the queue either way.
+            Err(_) => Shed::Closed,
+        };
         self.spare = File::open("/dev/null").ok();
-        true
+        outcome
     }
 }
 
@@ -118,4 +136,39 @@ pub fn bind(addr: std::net::SocketAddr) -> io::Result<std::net::TcpListener> {
     socket.bind(&addr.into())?;
     socket.listen(LISTEN_BACKLOG)?;
     Ok(socket.into())
+}
+
+/// How long a connection that is closing waits for the peer to acknowledge its last replies.
+pub const DELIVERY_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Bytes written to this socket that the peer has not acknowledged yet (`SIOCOUTQ`).
+pub fn unacknowledged(socket: &impl std::os::fd::AsRawFd) -> io::Result<usize> {
+    let mut queued: libc::c_int = 0;
+    // SAFETY: SIOCOUTQ (spelled TIOCOUTQ in libc; linux/sockios.h defines one as the other)
+    // writes one int through the pointer we pass.
+    if unsafe { libc::ioctl(socket.as_raw_fd(), libc::TIOCOUTQ, &mut queued) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(usize::try_from(queued).unwrap_or(0))
+}
+
+/// Why closing needs care: if a socket is closed while the peer is still sending (during a
+/// graceful shutdown, the server stops reading while clients keep talking), the kernel answers
+/// the next bytes with a reset, and a reset throws away every reply still in the send queue.
+/// So a closing connection first shuts its sending side (the peer sees end-of-file after the
+/// last reply) and then waits until the peer has acknowledged everything, for at most
+/// [`DELIVERY_WAIT`]; only then is the descriptor closed. True if everything was delivered.
+///
+/// This blocking version polls every millisecond; it is used by the thread-based models, where
+/// waiting costs only the connection's own thread.
+pub fn shut_and_wait_until_delivered(stream: &std::net::TcpStream) -> bool {
+    let _ = stream.shutdown(std::net::Shutdown::Write);
+    let deadline = std::time::Instant::now() + DELIVERY_WAIT;
+    loop {
+        match unacknowledged(stream) {
+            Ok(0) | Err(_) => return true,
+            Ok(_) if std::time::Instant::now() >= deadline => return false,
+            Ok(_) => std::thread::sleep(std::time::Duration::from_millis(1)),
+        }
+    }
 }

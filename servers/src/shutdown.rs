@@ -7,10 +7,14 @@
 //!    a thread blocked in `accept()` is woken by a connection to itself, an event loop by its
 //!    waker, a tokio task by a `Notify`.
 //! 2. **Let open connections finish.** [`OpenConnections`] knows every open socket. Draining
-//!    calls `shutdown(SHUT_RD)` on each: the kernel then hands the server whatever the peer had
-//!    already sent, followed by end-of-file, so every model finishes in-flight requests through
-//!    the *same code path it uses for a client that half-closed*. Whoever is still open when the
-//!    grace period ends is closed outright.
+//!    sets a flag every connection checks after each read, and calls `shutdown(SHUT_RD)` on each
+//!    socket, which wakes a thread blocked in `read` (the read returns what is queued, or
+//!    end-of-file). A connection that sees the flag answers the complete requests it has read,
+//!    then closes the way it closes for a client that half-closed: end-of-file after the last
+//!    reply, and the descriptor closed only once the peer has acknowledged them (see
+//!    `crate::net::shut_and_wait_until_delivered`). Requests a client sends after that are not
+//!    read: `SHUT_RD` alone would not stop them, since Linux keeps delivering new data after it.
+//!    Whoever is still open when the grace period ends is closed outright.
 
 use std::collections::HashMap;
 use std::net::Shutdown as Direction;
@@ -96,6 +100,8 @@ pub struct OpenConnections {
 struct ConnsInner {
     set: Mutex<ConnSet>,
     became_empty: Condvar,
+    /// Draining began; read without the lock by every connection after every read.
+    draining: AtomicBool,
 }
 
 #[derive(Default)]
@@ -136,14 +142,20 @@ impl OpenConnections {
         self.len() == 0
     }
 
-    /// Tell every connection that no more requests will come (`shutdown(SHUT_RD)`): each one
-    /// answers what it already received, sees end-of-file, and closes.
+    /// Tell every connection to finish: each answers the requests it has read and closes (see
+    /// the module documentation).
     pub fn stop_reading_all(&self) {
         let mut set = lock(&self.inner.set);
         set.draining = true;
+        self.inner.draining.store(true, Ordering::SeqCst);
         for &fd in set.fds.values() {
             stop_reading(fd);
         }
+    }
+
+    /// Has draining begun? Connections check this after every read.
+    pub fn is_draining(&self) -> bool {
+        self.inner.draining.load(Ordering::Relaxed)
     }
 
     /// Cut every connection in both directions: whoever is blocked on it wakes with an error.
@@ -212,6 +224,14 @@ impl<S: AsRawFd> Drop for Tracked<S> {
         if set.fds.is_empty() {
             self.owner.inner.became_empty.notify_all();
         }
+    }
+}
+
+impl<S: AsRawFd> Tracked<S> {
+    /// Has the server begun draining? A connection that sees this after a read answers what it
+    /// read and closes.
+    pub fn is_draining(&self) -> bool {
+        self.owner.is_draining()
     }
 }
 

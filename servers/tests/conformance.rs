@@ -17,9 +17,22 @@ use servers::session::Knobs;
 use servers::{Model, Proto, ServerConfig};
 use support::*;
 
+/// The configuration every case starts from. The thread-pool's size is set explicitly, not
+/// left to the CPU count: on a one-CPU runner a one-worker pool would turn every case that
+/// holds two connections into the `blocking` model's lesson.
+fn config(proto: Proto) -> ServerConfig {
+    let mut config = ServerConfig::new(proto);
+    config.threads = 8;
+    config
+}
+
+fn start(model: Model, proto: Proto) -> TestServer {
+    TestServer::with_config(model, config(proto))
+}
+
 /// One client, one request.
 pub fn one_request(model: Model, proto: Proto) {
-    let server = TestServer::start(model, proto);
+    let server = start(model, proto);
     let mut client = server.connect();
     round_trip(&mut client, proto, b"hello, lab");
 }
@@ -28,7 +41,7 @@ pub fn one_request(model: Model, proto: Proto) {
 pub fn many_clients_random_sizes(model: Model, proto: Proto) {
     const CLIENTS: u64 = 64;
     const REQUESTS: usize = 1_000;
-    let server = TestServer::start(model, proto);
+    let server = start(model, proto);
     let max = servers::proto::DEFAULT_MAX_FRAME;
     let clients: Vec<_> = (0..CLIENTS)
         .map(|seed| {
@@ -36,8 +49,9 @@ pub fn many_clients_random_sizes(model: Model, proto: Proto) {
             thread::spawn(move || {
                 let mut rng = fastrand::Rng::with_seed(seed);
                 let mut stream = connect(addr);
-                if model == Model::Blocking {
-                    // Served one client after another: a client may wait for all the others.
+                if matches!(model, Model::Blocking | Model::ThreadPool) {
+                    // Served one client (or a pool's worth) after another: a client may wait
+                    // for all the others.
                     stream.set_read_timeout(Some(TIMEOUT * 10)).unwrap();
                 }
                 for _ in 0..REQUESTS {
@@ -64,7 +78,7 @@ fn some_requests(proto: Proto, count: usize) -> (Vec<u8>, usize) {
 
 /// A request stream written one byte per `write` gets the same replies as written whole.
 pub fn one_byte_per_write(model: Model, proto: Proto) {
-    let server = TestServer::start(model, proto);
+    let server = start(model, proto);
     let mut client = server.connect();
     let (stream, len) = some_requests(proto, 10);
     for byte in &stream {
@@ -75,7 +89,7 @@ pub fn one_byte_per_write(model: Model, proto: Proto) {
 
 /// 50 requests in a single `write` get 50 replies, in order.
 pub fn fifty_requests_in_one_write(model: Model, proto: Proto) {
-    let server = TestServer::start(model, proto);
+    let server = start(model, proto);
     let mut client = server.connect();
     let (stream, len) = some_requests(proto, 50);
     client.write_all(&stream).unwrap();
@@ -84,38 +98,37 @@ pub fn fifty_requests_in_one_write(model: Model, proto: Proto) {
 
 /// A client that half-closes after sending still receives every reply, then end-of-file.
 pub fn half_close_still_gets_every_reply(model: Model, proto: Proto) {
-    let server = TestServer::start(model, proto);
+    let server = start(model, proto);
     let mut client = server.connect();
     let (stream, _) = some_requests(proto, 20);
     client.write_all(&stream).unwrap();
     client.shutdown(Direction::Write).unwrap();
-    assert_eq!(read_to_eof(&mut client), stream);
+    assert_eq!(read_to_clean_eof(&mut client), stream);
 }
 
 /// A client that resets its connection mid-reply does not disturb anyone else.
 pub fn reset_mid_reply_disturbs_no_one(model: Model, proto: Proto) {
-    let server = TestServer::start(model, proto);
+    let server = start(model, proto);
     {
         let mut rude = server.connect();
         let mut rng = fastrand::Rng::with_seed(3);
         let big = request(proto, &payload(&mut rng, proto, 32 * 1024));
-        // Enough replies to fill the socket buffers, written from a thread so we can stop
-        // reading half-way through.
-        let mut writer = rude.try_clone().unwrap();
-        let copies = 64;
-        let sent = big.clone();
-        let feeder = thread::spawn(move || {
-            for _ in 0..copies {
-                if writer.write_all(&sent).is_err() {
-                    return; // the reset below ends the write: expected
-                }
+        // Queue as many requests as the socket takes without waiting, so replies are still
+        // being written when the reset comes. One descriptor only: a duplicate would keep the
+        // socket open and turn the reset below into nothing.
+        rude.set_nonblocking(true).unwrap();
+        let mut queued = 0;
+        while queued < 64 * big.len() {
+            match rude.write(&big[queued % big.len()..]) {
+                Ok(n) => queued += n,
+                Err(_) => break, // WouldBlock: the buffers are full
             }
-        });
+        }
+        rude.set_nonblocking(false).unwrap();
+        assert!(queued >= big.len(), "at least one whole request was sent");
         assert_eq!(read_reply(&mut rude, big.len()).unwrap(), big);
         // SO_LINGER 0: close() sends a reset instead of a FIN, discarding unsent data.
         socket2::SockRef::from(&rude).set_linger(Some(Duration::ZERO)).unwrap();
-        drop(rude);
-        feeder.join().unwrap();
     }
     for _ in 0..3 {
         let mut polite = server.connect();
@@ -126,7 +139,7 @@ pub fn reset_mid_reply_disturbs_no_one(model: Model, proto: Proto) {
 /// A request over the size limit gets the documented error and a close; others carry on.
 pub fn oversized_request_is_refused(model: Model, proto: Proto) {
     let max = 1024;
-    let mut config = ServerConfig::new(proto);
+    let mut config = config(proto);
     config.max_frame = max;
     let server = TestServer::with_config(model, config);
     let mut bad = server.connect();
@@ -140,7 +153,7 @@ pub fn oversized_request_is_refused(model: Model, proto: Proto) {
         }
     }
     bad.shutdown(Direction::Write).unwrap();
-    let reply = read_to_eof(&mut bad);
+    let reply = read_to_clean_eof(&mut bad);
     match proto {
         Proto::EchoLine => assert_eq!(reply, b"ERR line longer than 1024 bytes\n"),
         Proto::EchoFrame => assert_eq!(reply, b"", "echo-frame closes without a reply"),
@@ -155,7 +168,7 @@ pub fn oversized_request_is_refused(model: Model, proto: Proto) {
 /// A leaves. *That is the `blocking` model's lesson*, not a bug: one thread serving one client
 /// at a time cannot notice B while it waits for A.
 pub fn idle_client_does_not_hold_up_others(model: Model, proto: Proto) {
-    let server = TestServer::start(model, proto);
+    let server = start(model, proto);
     let idle = server.connect();
     // Make sure A is the connection being served (accepted first) before B arrives.
     let mut probe_a = idle.try_clone().unwrap();
@@ -185,7 +198,7 @@ pub fn idle_client_does_not_hold_up_others(model: Model, proto: Proto) {
 /// amount accepted before the stall is bounded by socket buffers plus the model's own limit.
 pub fn peer_that_never_reads_is_held_back(model: Model, proto: Proto) {
     const BUDGET: usize = 256 << 20;
-    let server = TestServer::start(model, proto);
+    let server = start(model, proto);
     let mut hog = server.connect();
     hog.set_write_timeout(Some(Duration::from_secs(1))).unwrap();
     let mut rng = fastrand::Rng::with_seed(11);
@@ -194,7 +207,15 @@ pub fn peer_that_never_reads_is_held_back(model: Model, proto: Proto) {
     while accepted < BUDGET {
         match hog.write(&chunk) {
             Ok(n) => accepted += n,
-            Err(_) => break, // timed out: back-pressure reached the client
+            // Timed out: back-pressure reached the client. Any other error means the server
+            // dropped the connection, which is not holding it back.
+            Err(e) => {
+                assert!(
+                    matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut),
+                    "the server cut the non-reading peer instead of holding it back: {e}"
+                );
+                break;
+            }
         }
     }
     assert!(accepted < BUDGET, "the server accepted {accepted} bytes from a peer that never reads");
@@ -205,27 +226,77 @@ pub fn peer_that_never_reads_is_held_back(model: Model, proto: Proto) {
     round_trip(&mut other, proto, b"others are still served");
 }
 
-/// With requests in flight, a graceful shutdown lets them finish, then the server returns.
-pub fn graceful_shutdown_finishes_in_flight_requests(model: Model, proto: Proto) {
-    let mut config = ServerConfig::new(proto);
-    // Each request takes 20 ms, so the 20 sent below are still being answered at shutdown.
+/// Send one request, wait for its reply (so the connection is being served), then send 19
+/// more at once that take 20 ms each, and trigger shutdown at once: when the trigger comes,
+/// those requests are still being worked on. Returns every byte the client then received.
+pub fn shutdown_with_requests_in_flight(model: Model, proto: Proto, grace: Duration) -> (Vec<u8>, Vec<u8>) {
+    let mut config = config(proto);
     config.knobs = Knobs { work: Duration::ZERO, block: Duration::from_millis(20) };
+    config.grace = grace;
     let server = TestServer::with_config(model, config);
     let mut client = server.connect();
-    let (stream, len) = some_requests(proto, 20);
-    client.write_all(&stream).unwrap();
-    // The first reply proves the server is working through the batch.
-    let first_len = request(proto, &[]).len();
-    let mut replies = read_reply(&mut client, first_len).unwrap();
+    round_trip(&mut client, proto, b"first");
+    let (batch, _) = some_requests(proto, 19);
+    client.write_all(&batch).unwrap();
     server.trigger_shutdown();
-    replies.extend(read_to_eof(&mut client));
-    assert_eq!(replies.len(), len, "every in-flight request is answered");
-    assert_eq!(replies, stream);
+    let replies = read_to_eof(&mut client);
     server.wait_exit(Duration::from_secs(10)).expect("server exits cleanly");
     assert!(
         std::net::TcpStream::connect_timeout(&server.addr, Duration::from_secs(1)).is_err(),
         "a stopped server accepts no new connections"
     );
+    (batch, replies)
+}
+
+/// With requests in flight, a graceful shutdown lets them finish, then the server returns.
+pub fn graceful_shutdown_finishes_in_flight_requests(model: Model, proto: Proto) {
+    let (sent, replies) = shutdown_with_requests_in_flight(model, proto, Duration::from_secs(5));
+    assert_eq!(replies.len(), sent.len(), "every in-flight request is answered");
+    assert_eq!(replies, sent);
+}
+
+/// The control that proves the case above can fail: with no grace period at all, the same
+/// in-flight requests are cut off. (`thread-per-connection` stands for the thread-based models;
+/// the single-threaded `reactor` finishes a batch it has read before it looks at the clock.)
+#[test]
+fn without_a_grace_period_in_flight_requests_are_cut() {
+    for proto in Proto::ALL {
+        let (sent, replies) =
+            shutdown_with_requests_in_flight(Model::ThreadPerConnection, proto, Duration::ZERO);
+        assert!(
+            replies.len() < sent.len(),
+            "{proto}: {} of {} bytes arrived anyway",
+            replies.len(),
+            sent.len()
+        );
+    }
+}
+
+/// Shutdown while a client is still sending: the server stops reading, but every reply it
+/// wrote must arrive whole. (Closing a socket while the peer still sends makes the kernel
+/// answer with a reset, which would destroy replies still queued: see `servers::net`.)
+pub fn shutdown_while_the_client_keeps_sending_tears_no_reply(model: Model, proto: Proto) {
+    let server = start(model, proto);
+    let mut client = server.connect();
+    let mut rng = fastrand::Rng::with_seed(5);
+    let req = request(proto, &payload(&mut rng, proto, 32 * 1024));
+    let mut writer = client.try_clone().unwrap();
+    let sent = req.clone();
+    let feeder = thread::spawn(move || {
+        for _ in 0..400 {
+            if writer.write_all(&sent).is_err() {
+                return; // the server has stopped reading and closed: expected
+            }
+        }
+    });
+    let mut replies = read_reply(&mut client, req.len()).unwrap();
+    server.trigger_shutdown();
+    replies.extend(read_to_eof(&mut client));
+    assert_eq!(replies.len() % req.len(), 0, "a reply was torn: {} bytes arrived", replies.len());
+    assert!(replies.chunks(req.len()).all(|r| r == req), "replies are whole and correct");
+    drop(client);
+    feeder.join().unwrap();
+    server.wait_exit(Duration::from_secs(10)).expect("server exits cleanly");
 }
 
 /// Every case above, for one model and protocol.
@@ -267,6 +338,10 @@ macro_rules! conformance_tests {
         #[test]
         fn peer_that_never_reads_is_held_back() {
             super::super::peer_that_never_reads_is_held_back($model, $proto)
+        }
+        #[test]
+        fn shutdown_while_the_client_keeps_sending_tears_no_reply() {
+            super::super::shutdown_while_the_client_keeps_sending_tears_no_reply($model, $proto)
         }
         #[test]
         fn graceful_shutdown_finishes_in_flight_requests() {

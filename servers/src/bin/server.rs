@@ -81,7 +81,7 @@ fn run(args: Args) -> anyhow::Result<()> {
     }
 
     if let Err(e) = net::raise_fd_limit() {
-        eprintln!("warning: cannot raise the open-file limit: {e}");
+        servers::log::line(format_args!("warning: cannot raise the open-file limit: {e}"));
     }
     let listener = net::bind(args.addr).with_context(|| format!("cannot listen on {}", args.addr))?;
     let shutdown = Shutdown::new();
@@ -102,12 +102,14 @@ fn watch_signals(shutdown: &Shutdown) -> anyhow::Result<()> {
     let shutdown = shutdown.clone();
     std::thread::Builder::new().name("signals".into()).spawn(move || {
         for _ in signals.forever() {
+            // Act first, log second, and never with `eprintln!`: it panics when stderr is a
+            // closed pipe, and a dead signal thread would swallow every later signal.
             if shutdown.is_triggered() {
-                eprintln!("second signal: exiting now");
+                servers::log::line(format_args!("second signal: exiting now"));
                 std::process::exit(1);
             }
-            eprintln!("shutting down: no new connections, finishing open ones");
             shutdown.trigger();
+            servers::log::line(format_args!("shutting down: no new connections, finishing open ones"));
         }
     })?;
     Ok(())

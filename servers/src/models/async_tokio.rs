@@ -17,9 +17,9 @@
 //! the one-thread `reactor`. `--runtime multi-thread` runs `--threads` workers that steal tasks
 //! from each other, so all cores serve connections without the program saying which.
 //!
-//! **What it costs.** Each task owns its buffer (4 KiB here, as most async servers allocate
-//! per connection) and a boxed future; waking a task goes through the runtime's scheduler
-//! queues. Those are small costs per request, measured against `reactor` in the results.
+//! **What it costs.** Each task owns its input buffer (4 KiB to start, as most async servers
+//! allocate per connection, growing to hold the largest request it has seen and kept from then
+//! on) and a boxed future; waking a task goes through the runtime's scheduler queues. Those are small costs per request, measured against `reactor` in the results.
 //!
 //! **Where it breaks.** The same place as the reactor, but less visibly: code that blocks inside
 //! an `async fn` (`--block-us` here, or any `std` call that sleeps) stalls the whole runtime
@@ -41,7 +41,7 @@ use tokio::task::JoinSet;
 
 use crate::buffer::InputBuffer;
 use crate::config::{Runtime, ServerConfig};
-use crate::net::{AcceptFailure, FdReserve, LINGER_BYTES, LINGER_TIME};
+use crate::net::{AcceptFailure, DELIVERY_WAIT, FdReserve, LINGER_BYTES, LINGER_TIME, Shed, unacknowledged};
 use crate::session::Session;
 use crate::shutdown::{OpenConnections, Shutdown, Tracked};
 
@@ -88,9 +88,12 @@ async fn serve(
                 Err(e) => match AcceptFailure::of(&e) {
                     AcceptFailure::OneConnection => {}
                     AcceptFailure::OutOfFds => {
-                        // Shed through the raw socket: tokio has no synchronous accept.
+                        // Shed through the raw (non-blocking) socket: tokio has no synchronous
+                        // accept. EMFILE is not `WouldBlock`, so tokio still believes the
+                        // listener ready and would retry at once: unless a connection was just
+                        // shed, pause, or this loop spins.
                         let sock = socket2::SockRef::from(&listener);
-                        if !reserve.shed(|| sock.accept()) {
+                        if reserve.shed(|| sock.accept()) != Shed::Closed {
                             tokio::time::sleep(Duration::from_millis(10)).await;
                         }
                     }
@@ -106,7 +109,7 @@ async fn serve(
     let finished =
         tokio::time::timeout(config.grace, async { while tasks.join_next().await.is_some() {} }).await;
     if finished.is_err() {
-        eprintln!("grace period over: closed {} connection(s) still open", tasks.len());
+        crate::log::line(format_args!("grace period over: closed {} connection(s) still open", tasks.len()));
         tasks.shutdown().await;
     }
     Ok(())
@@ -120,7 +123,10 @@ async fn serve_connection(mut stream: Tracked<TcpStream>, mut session: Session) 
     let mut output = Vec::new();
     loop {
         let n = match stream.read(input.spare()).await {
-            Ok(0) => return Ok(()),
+            Ok(0) => {
+                shut_and_wait_until_delivered(&mut stream).await;
+                return Ok(());
+            }
             Ok(n) => n,
             Err(e) if e.kind() == ErrorKind::Interrupted => continue,
             Err(e) => return Err(e),
@@ -133,7 +139,26 @@ async fn serve_connection(mut stream: Tracked<TcpStream>, mut session: Session) 
             close_after_error(&mut stream).await;
             return Ok(());
         }
+        if stream.is_draining() {
+            // Shutdown: what was read is answered; close without reading more.
+            shut_and_wait_until_delivered(&mut stream).await;
+            return Ok(());
+        }
     }
+}
+
+/// The peer finished sending, or shutdown stopped our reading: send end-of-file after the last
+/// reply and wait until the peer has acknowledged everything, so closing cannot turn into a
+/// reset that destroys replies still queued (see `crate::net::shut_and_wait_until_delivered`).
+/// The kernel has no readiness event for "send queue empty", hence the polling timer.
+async fn shut_and_wait_until_delivered(stream: &mut TcpStream) {
+    let _ = stream.shutdown().await;
+    let _ = tokio::time::timeout(DELIVERY_WAIT, async {
+        while unacknowledged(&*stream).is_ok_and(|queued| queued > 0) {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    })
+    .await;
 }
 
 /// Close after an error reply without letting a reset destroy it (see `crate::net::LINGER_TIME`).

@@ -34,7 +34,7 @@ use crate::shutdown::{OpenConnections, Shutdown};
 /// Serve connections one after another on the calling thread until `shutdown` is triggered.
 pub fn run(listener: TcpListener, config: &ServerConfig, shutdown: &Shutdown) -> io::Result<()> {
     let conns = OpenConnections::new();
-    run_until_shutdown(&listener, shutdown, &conns, config.grace, |stream| {
+    run_until_shutdown(listener, shutdown, &conns, config.grace, |stream| {
         let stream = conns.track(stream);
         // An error ends this connection only; the next accept is what matters.
         let _ = serve_connection(&stream, config.session());

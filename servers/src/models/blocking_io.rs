@@ -11,9 +11,9 @@ use std::net::{Shutdown as Direction, SocketAddr, TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
 use crate::buffer::InputBuffer;
-use crate::net::{AcceptFailure, FdReserve, LINGER_BYTES, LINGER_TIME};
+use crate::net::{AcceptFailure, FdReserve, LINGER_BYTES, LINGER_TIME, Shed, shut_and_wait_until_delivered};
 use crate::session::Session;
-use crate::shutdown::{OpenConnections, Shutdown};
+use crate::shutdown::{OpenConnections, Shutdown, Tracked};
 
 /// Accept connections until shutdown is triggered, handing each to `on_connection`.
 ///
@@ -37,7 +37,9 @@ pub fn accept_until_shutdown(
             Err(e) => match AcceptFailure::of(&e) {
                 AcceptFailure::OneConnection => {}
                 AcceptFailure::OutOfFds => {
-                    if !reserve.shed(|| listener.accept()) {
+                    // While out of descriptors, a blocking accept fails at once whether or not
+                    // anyone waits, so only a pause keeps this loop from spinning.
+                    if reserve.shed(|| accept_nonblocking(listener)) != Shed::Closed {
                         std::thread::sleep(Duration::from_millis(10));
                     }
                 }
@@ -47,6 +49,14 @@ pub fn accept_until_shutdown(
         }
     }
     Ok(())
+}
+
+/// Accept a waiting connection, or fail with `WouldBlock` at once if none waits.
+fn accept_nonblocking(listener: &TcpListener) -> io::Result<TcpStream> {
+    listener.set_nonblocking(true)?;
+    let accepted = listener.accept();
+    listener.set_nonblocking(false)?;
+    accepted.map(|(stream, _)| stream)
 }
 
 /// The address to connect to in order to reach a listener bound to `addr` (a listener on the
@@ -66,25 +76,35 @@ fn connectable(addr: SocketAddr) -> SocketAddr {
 ///
 /// Errors (a reset, a broken pipe) end this connection only; they are returned so the caller
 /// can count them, never to stop the server.
-pub fn serve_connection(stream: &TcpStream, mut session: Session) -> io::Result<()> {
+pub fn serve_connection(stream: &Tracked<TcpStream>, mut session: Session) -> io::Result<()> {
     // Nagle's algorithm would hold back a small reply until the previous one is acknowledged;
     // for a request/response protocol that adds a round trip's delay to every reply.
     stream.set_nodelay(true)?;
     let mut input = InputBuffer::new(session.max_request_len());
     let mut output = Vec::new();
     loop {
-        let n = match (&*stream).read(input.spare()) {
-            Ok(0) => return Ok(()), // the peer finished sending; everything complete was answered
+        let n = match (&**stream).read(input.spare()) {
+            Ok(0) => {
+                // The peer finished sending (or shutdown stopped our reading): every complete
+                // request was answered. Close without risking a reset (see the function).
+                shut_and_wait_until_delivered(stream);
+                return Ok(());
+            }
             Ok(n) => n,
             Err(e) if e.kind() == ErrorKind::Interrupted => continue,
             Err(e) => return Err(e),
         };
         input.filled(n);
         let served = input.serve(&mut session, &mut output);
-        (&*stream).write_all(&output)?;
+        (&**stream).write_all(&output)?;
         output.clear();
         if served.malformed {
             close_after_error(stream);
+            return Ok(());
+        }
+        if stream.is_draining() {
+            // Shutdown: what was read is answered; close without reading more.
+            shut_and_wait_until_delivered(stream);
             return Ok(());
         }
     }
@@ -113,7 +133,7 @@ pub fn close_after_error(stream: &TcpStream) {
 /// `blocking` model the accepting thread may itself be stuck serving a connection when shutdown
 /// comes: someone else must enforce the grace period.
 pub fn run_until_shutdown(
-    listener: &TcpListener,
+    listener: TcpListener,
     shutdown: &Shutdown,
     conns: &OpenConnections,
     grace: Duration,
@@ -126,13 +146,16 @@ pub fn run_until_shutdown(
             conns.drain(grace)
         })?
     };
-    let accepted = accept_until_shutdown(listener, shutdown, on_connection);
+    let accepted = accept_until_shutdown(&listener, shutdown, on_connection);
+    // Stop listening before the grace period: a client connecting now is refused at once
+    // instead of being accepted by the kernel and then never served.
+    drop(listener);
     // If the accept loop failed, the server is going down anyway: release the drainer too.
     shutdown.trigger();
     match drainer.join() {
         Ok(0) => {}
-        Ok(cut) => eprintln!("grace period over: closed {cut} connection(s) still open"),
-        Err(_) => eprintln!("the drain thread panicked"),
+        Ok(cut) => crate::log::line(format_args!("grace period over: closed {cut} connection(s) still open")),
+        Err(_) => crate::log::line(format_args!("the drain thread panicked")),
     }
     accepted
 }

@@ -29,6 +29,9 @@
 //! - *Back-pressure*: a peer that sends requests but does not read replies makes replies pile up.
 //!   Past [`HIGH_WATER`] bytes of pending output the loop stops reading from that peer; TCP flow
 //!   control then slows the peer down, and memory stays bounded. Others are unaffected.
+//! - *Taking turns*: one connection gets at most [`READS_PER_TURN`] reads per turn, so a client
+//!   that keeps its socket full cannot starve the others (tokio's "cooperative budget" is the
+//!   same idea).
 //! - *No buffers while idle*: the read buffer is shared by all connections; a connection holds
 //!   buffers of its own only while a request or reply is in flight, borrowed from a small pool.
 //!   Ten thousand idle connections cost a slab entry each (about 150 bytes).
@@ -55,7 +58,7 @@ use mio::{Events, Interest, Poll, Registry, Token, Waker};
 use slab::Slab;
 
 use crate::config::ServerConfig;
-use crate::net::{AcceptFailure, FdReserve, LINGER_BYTES, LINGER_TIME};
+use crate::net::{AcceptFailure, DELIVERY_WAIT, FdReserve, LINGER_BYTES, LINGER_TIME, Shed, unacknowledged};
 use crate::session::Session;
 use crate::shutdown::Shutdown;
 
@@ -64,6 +67,15 @@ const WAKER: Token = Token(usize::MAX - 1);
 
 /// Pending output past which the loop stops reading from a connection (see the module docs).
 pub const HIGH_WATER: usize = 256 * 1024;
+
+/// Reads one connection may make per turn before the others get theirs. Without a cap, a
+/// client that keeps the socket full would be read from forever while everyone else waits.
+const READS_PER_TURN: usize = 16;
+
+/// How often closing connections are checked for their last bytes being acknowledged, and how
+/// soon an `accept` that failed for lack of resources is tried again.
+const RECHECK: std::time::Duration = std::time::Duration::from_millis(1);
+const ACCEPT_RETRY: std::time::Duration = std::time::Duration::from_millis(10);
 
 /// Run the event loop on the calling thread until `shutdown` is triggered and every connection
 /// has finished (or the grace period ran out).
@@ -81,9 +93,12 @@ pub fn run(listener: std::net::TcpListener, config: &ServerConfig, shutdown: &Sh
         poll,
         listener: Some(listener),
         conns: Slab::new(),
-        io: SharedIo { read_buf, out: Vec::new(), pool: BufferPool::default() },
+        io: SharedIo { read_buf, out: Vec::new(), pool: BufferPool::default(), draining: false },
         reserve: FdReserve::new(),
+        accept_retry_at: None,
         lingering: VecDeque::new(),
+        delivering: Vec::new(),
+        read_later: Vec::new(),
         next_serial: 0,
         shutdown_deadline: None,
         config: config.clone(),
@@ -100,10 +115,18 @@ struct Reactor {
     conns: Slab<Conn>,
     io: SharedIo,
     reserve: FdReserve,
+    /// When to try `accept` again after it failed for lack of descriptors or memory: the
+    /// listener will raise no new event for connections already waiting.
+    accept_retry_at: Option<Instant>,
     /// Connections discarding input after an error reply, oldest first. All wait the same
     /// [`LINGER_TIME`], so the queue is in deadline order and the front expires first: a timer
     /// wheel in one line.
     lingering: VecDeque<(Instant, Token, u64)>,
+    /// Closing connections waiting for the peer to acknowledge their last replies, with the
+    /// moment they are closed regardless (see `crate::net::shut_and_wait_until_delivered`).
+    delivering: Vec<(Instant, Token, u64)>,
+    /// Connections that used their [`READS_PER_TURN`] and may have more to read.
+    read_later: Vec<(Token, u64)>,
     next_serial: u64,
     /// Set when shutdown began: connections still open then are closed.
     shutdown_deadline: Option<Instant>,
@@ -117,6 +140,8 @@ struct SharedIo {
     /// Replies produced by one read, written straight away.
     out: Vec<u8>,
     pool: BufferPool,
+    /// Shutdown began: every connection answers what it reads next, then closes.
+    draining: bool,
 }
 
 /// A free list of buffers, so a connection that needs one for a moment does not allocate.
@@ -153,6 +178,8 @@ enum Phase {
     Failing,
     /// Error reply sent and our side shut: discard input until the peer closes or time is up.
     Lingering { discarded: usize },
+    /// Everything written and our side shut: wait for the peer's acknowledgement, then close.
+    Delivering,
 }
 
 /// What the loop should do with a connection after handling an event.
@@ -160,6 +187,8 @@ enum Next {
     Keep,
     Close,
     StartLingering,
+    AwaitDelivery,
+    ReadLater,
 }
 
 /// One client's state between events.
@@ -184,7 +213,11 @@ impl Reactor {
     fn run(&mut self) -> io::Result<()> {
         let mut events = Events::with_capacity(1024);
         loop {
-            let timeout = self.next_deadline().map(|d| d.saturating_duration_since(Instant::now()));
+            let timeout = if self.read_later.is_empty() {
+                self.next_deadline().map(|d| d.saturating_duration_since(Instant::now()))
+            } else {
+                Some(std::time::Duration::ZERO) // connections are waiting for their next turn
+            };
             match self.poll.poll(&mut events, timeout) {
                 Ok(()) => {}
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
@@ -202,14 +235,23 @@ impl Reactor {
                     }
                 }
             }
+            self.take_turns();
             let now = Instant::now();
+            if self.accept_retry_at.is_some_and(|at| at <= now) {
+                self.accept_retry_at = None;
+                self.accept_all()?;
+            }
             self.expire_lingering(now);
+            self.check_delivered(now);
             if let Some(deadline) = self.shutdown_deadline {
                 if self.conns.is_empty() {
                     return Ok(());
                 }
                 if now >= deadline {
-                    eprintln!("grace period over: closed {} connection(s) still open", self.conns.len());
+                    crate::log::line(format_args!(
+                        "grace period over: closed {} connection(s) still open",
+                        self.conns.len()
+                    ));
                     return Ok(());
                 }
             }
@@ -218,11 +260,11 @@ impl Reactor {
 
     /// The earliest moment the loop must wake even if no socket becomes ready.
     fn next_deadline(&self) -> Option<Instant> {
-        let linger = self.lingering.front().map(|&(at, ..)| at);
-        match (linger, self.shutdown_deadline) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        let recheck = (!self.delivering.is_empty()).then(|| Instant::now() + RECHECK);
+        [self.lingering.front().map(|&(at, ..)| at), self.shutdown_deadline, self.accept_retry_at, recheck]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// Accept every waiting connection (edge-triggered: until `WouldBlock`).
@@ -254,14 +296,20 @@ impl Reactor {
                 Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(()),
                 Err(e) => match AcceptFailure::of(&e) {
                     AcceptFailure::OneConnection => {}
-                    // Shed the waiting connection and go on; with no reserve left, wait for the
-                    // next event rather than spin (a closing connection will free a descriptor).
-                    AcceptFailure::OutOfFds => {
-                        if !self.reserve.shed(|| listener.accept()) {
+                    // Shed the waiting connection and look for the next. When none waits, a new
+                    // arrival raises a new event; with no reserve to shed with, try again soon.
+                    AcceptFailure::OutOfFds => match self.reserve.shed(|| listener.accept()) {
+                        Shed::Closed => {}
+                        Shed::NothingWaiting => return Ok(()),
+                        Shed::NoReserve => {
+                            self.accept_retry_at = Some(Instant::now() + ACCEPT_RETRY);
                             return Ok(());
                         }
+                    },
+                    AcceptFailure::Resources => {
+                        self.accept_retry_at = Some(Instant::now() + ACCEPT_RETRY);
+                        return Ok(());
                     }
-                    AcceptFailure::Resources => return Ok(()),
                     AcceptFailure::Fatal => return Err(e),
                 },
             }
@@ -295,6 +343,49 @@ impl Reactor {
                 let next = conn.on_readable(&mut self.io, self.poll.registry(), true);
                 self.apply(token, next);
             }
+            Ok(Next::AwaitDelivery) => {
+                if let Some(conn) = self.conns.get(token.0) {
+                    self.delivering.push((Instant::now() + DELIVERY_WAIT, token, conn.serial));
+                }
+            }
+            Ok(Next::ReadLater) => {
+                if let Some(conn) = self.conns.get(token.0) {
+                    self.read_later.push((token, conn.serial));
+                }
+            }
+        }
+    }
+
+    /// Give every connection that used up its turn another one, in the order they queued.
+    fn take_turns(&mut self) {
+        for (token, serial) in std::mem::take(&mut self.read_later) {
+            let Some(conn) = self.conns.get_mut(token.0).filter(|c| c.serial == serial) else { continue };
+            let next = conn.on_readable(&mut self.io, self.poll.registry(), false);
+            self.apply(token, next);
+        }
+    }
+
+    /// Close the connections whose last bytes were acknowledged, or that waited long enough.
+    fn check_delivered(&mut self, now: Instant) {
+        let mut i = 0;
+        while i < self.delivering.len() {
+            let (deadline, token, serial) = self.delivering[i];
+            let done = match self.conns.get(token.0).filter(|c| c.serial == serial) {
+                None => true, // closed meanwhile (a reset)
+                Some(conn) => now >= deadline || unacknowledged(&conn.stream).map_or(true, |n| n == 0),
+            };
+            if done {
+                self.delivering.swap_remove(i);
+                self.close_if_current(token, serial);
+            } else {
+                i += 1;
+            }
+        }
+    }
+
+    fn close_if_current(&mut self, token: Token, serial: u64) {
+        if self.conns.get(token.0).is_some_and(|c| c.serial == serial) {
+            self.close(token);
         }
     }
 
@@ -312,9 +403,7 @@ impl Reactor {
                 break;
             }
             self.lingering.pop_front();
-            if self.conns.get(token.0).is_some_and(|c| c.serial == serial) {
-                self.close(token);
-            }
+            self.close_if_current(token, serial);
         }
     }
 
@@ -325,6 +414,7 @@ impl Reactor {
             return;
         }
         self.shutdown_deadline = Some(Instant::now() + self.config.grace);
+        self.io.draining = true;
         if let Some(mut listener) = self.listener.take() {
             let _ = self.poll.registry().deregister(&mut listener);
         }
@@ -343,11 +433,11 @@ impl Reactor {
 impl Conn {
     /// Read what the kernel has, answer every complete request, write the replies.
     fn on_readable(&mut self, io: &mut SharedIo, registry: &Registry, to_end: bool) -> io::Result<Next> {
-        loop {
+        for _ in 0..READS_PER_TURN {
             match self.phase {
                 Phase::Open => {}
                 Phase::Lingering { .. } => return self.discard_input(io),
-                Phase::PeerDone | Phase::Failing => return Ok(Next::Keep),
+                Phase::PeerDone | Phase::Failing | Phase::Delivering => return Ok(Next::Keep),
             }
             if self.pending_out.len() >= HIGH_WATER {
                 self.read_paused = true;
@@ -359,12 +449,19 @@ impl Conn {
                     return self.after_output(registry);
                 }
                 Ok(n) => n,
+                Err(e) if e.kind() == ErrorKind::WouldBlock && io.draining => {
+                    self.phase = Phase::PeerDone; // shutdown, and nothing left to read
+                    return self.after_output(registry);
+                }
                 Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(Next::Keep),
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e),
             };
             self.consume(n, io);
             self.send(io, registry)?;
+            if io.draining && self.phase == Phase::Open {
+                self.phase = Phase::PeerDone; // shutdown: what was read is answered, stop here
+            }
             if self.phase != Phase::Open {
                 return self.after_output(registry);
             }
@@ -372,6 +469,7 @@ impl Conn {
                 return Ok(Next::Keep); // a short read drained the socket (see the module docs)
             }
         }
+        Ok(Next::ReadLater)
     }
 
     /// Serve the `n` bytes just read into the shared buffer, leaving the replies in `io.out`.
@@ -461,8 +559,18 @@ impl Conn {
             return Ok(Next::Keep); // `on_writable` comes back here when they are flushed
         }
         match self.phase {
-            Phase::Open | Phase::Lingering { .. } => Ok(Next::Keep),
-            Phase::PeerDone => Ok(Next::Close),
+            Phase::Open | Phase::Lingering { .. } | Phase::Delivering => Ok(Next::Keep),
+            Phase::PeerDone => {
+                // Every reply is written: send end-of-file after them, and close once the peer
+                // has acknowledged them, so that bytes the peer may still send cannot turn the
+                // close into a reset that destroys them (see `crate::net`).
+                let _ = self.stream.shutdown(Direction::Write);
+                if unacknowledged(&self.stream).map_or(true, |n| n == 0) {
+                    return Ok(Next::Close);
+                }
+                self.phase = Phase::Delivering;
+                Ok(Next::AwaitDelivery)
+            }
             Phase::Failing => {
                 // The error reply is out: send FIN after it, then discard what the peer still
                 // sends, so that closing does not turn into a reset that destroys the reply.

@@ -38,7 +38,7 @@ use crate::shutdown::{OpenConnections, Shutdown};
 pub fn run(listener: TcpListener, config: &ServerConfig, shutdown: &Shutdown) -> io::Result<()> {
     let conns = OpenConnections::new();
     let mut spawn_failures = 0u64;
-    run_until_shutdown(&listener, shutdown, &conns, config.grace, |stream| {
+    run_until_shutdown(listener, shutdown, &conns, config.grace, |stream| {
         let stream = conns.track(stream);
         let session = config.session();
         let spawned =
@@ -49,7 +49,9 @@ pub fn run(listener: TcpListener, config: &ServerConfig, shutdown: &Shutdown) ->
         if spawned.is_err() {
             spawn_failures += 1;
             if spawn_failures.is_power_of_two() {
-                eprintln!("cannot start a thread; {spawn_failures} connection(s) refused so far");
+                crate::log::line(format_args!(
+                    "cannot start a thread; {spawn_failures} connection(s) refused so far"
+                ));
             }
         }
     })

@@ -45,11 +45,11 @@ pub fn run(listener: TcpListener, config: &ServerConfig, shutdown: &Shutdown) ->
     let conns = OpenConnections::new();
     let pool = Pool::start(config)?;
     let mut refused = 0u64;
-    let served = run_until_shutdown(&listener, shutdown, &conns, config.grace, |stream| {
+    let served = run_until_shutdown(listener, shutdown, &conns, config.grace, |stream| {
         if !pool.offer(conns.track(stream)) {
             refused += 1;
             if refused.is_power_of_two() {
-                eprintln!("queue full: {refused} connection(s) refused so far");
+                crate::log::line(format_args!("queue full: {refused} connection(s) refused so far"));
             }
         }
     });

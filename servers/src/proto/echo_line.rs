@@ -4,7 +4,9 @@
 //! inside a message. It is easy to type into `nc`, but the receiver must look at every byte, and
 //! a peer that never sends `\n` would make a naive server buffer forever. So a line longer than
 //! the limit (counted without its `\n`) is malformed: the server answers with one line starting
-//! with `ERR` and closes, having held at most `max_line + 1` bytes of it.
+//! with `ERR` and closes. The decoder gives up as soon as it holds `max_line + 1` bytes without
+//! a newline, so a server keeps at most that much of such a line, plus whatever one read
+//! brought in with it.
 //!
 //! An unterminated line at end of stream is not a request and gets no reply: only the
 //! delimiter says a message is complete.

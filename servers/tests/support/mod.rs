@@ -145,6 +145,13 @@ pub fn read_to_eof(stream: &mut TcpStream) -> Vec<u8> {
     }
 }
 
+/// Read until a clean end-of-file; a reset fails the test (the server must close politely).
+pub fn read_to_clean_eof(stream: &mut TcpStream) -> Vec<u8> {
+    let mut all = Vec::new();
+    stream.read_to_end(&mut all).expect("a clean end-of-file, not a reset");
+    all
+}
+
 /// True if nothing arrives on `stream` within `wait` (the stream's timeout is restored).
 pub fn nothing_arrives_within(stream: &mut TcpStream, wait: Duration) -> bool {
     stream.set_read_timeout(Some(wait)).unwrap();

@@ -152,23 +152,27 @@ pub fn unacknowledged(socket: &impl std::os::fd::AsRawFd) -> io::Result<usize> {
     Ok(usize::try_from(queued).unwrap_or(0))
 }
 
-/// Why closing needs care: if a socket is closed while the peer is still sending (during a
-/// graceful shutdown, the server stops reading while clients keep talking), the kernel answers
-/// the next bytes with a reset, and a reset throws away every reply still in the send queue.
-/// So a closing connection first shuts its sending side (the peer sees end-of-file after the
-/// last reply) and then waits until the peer has acknowledged everything, for at most
-/// [`DELIVERY_WAIT`]; only then is the descriptor closed. True if everything was delivered.
+/// Why closing needs care: a reset throws away every reply still in the send queue, and two
+/// things turn a close into a reset: closing with unread input (during a graceful shutdown the
+/// server stops reading while clients may keep talking), and input arriving after our side sent
+/// its FIN while reading is shut down (Linux resets such a connection at once, as RFC 1122
+/// asks). So a closing connection first waits, with its sending side still open, until the
+/// peer has acknowledged every reply, for at most [`DELIVERY_WAIT`]; only then does it send its
+/// FIN and let the descriptor be closed. A reset after that loses nothing: the peer's kernel
+/// already holds every byte. True if everything was delivered in time.
 ///
-/// This blocking version polls every millisecond; it is used by the thread-based models, where
-/// waiting costs only the connection's own thread.
-pub fn shut_and_wait_until_delivered(stream: &std::net::TcpStream) -> bool {
-    let _ = stream.shutdown(std::net::Shutdown::Write);
+/// This blocking version polls every millisecond (the kernel has no readiness event for "all
+/// acknowledged"); it is used by the thread-based models, where waiting costs only the
+/// connection's own thread.
+pub fn wait_until_delivered(stream: &std::net::TcpStream) -> bool {
     let deadline = std::time::Instant::now() + DELIVERY_WAIT;
-    loop {
+    let delivered = loop {
         match unacknowledged(stream) {
-            Ok(0) | Err(_) => return true,
-            Ok(_) if std::time::Instant::now() >= deadline => return false,
+            Ok(0) | Err(_) => break true,
+            Ok(_) if std::time::Instant::now() >= deadline => break false,
             Ok(_) => std::thread::sleep(std::time::Duration::from_millis(1)),
         }
-    }
+    };
+    let _ = stream.shutdown(std::net::Shutdown::Write);
+    delivered
 }

@@ -12,7 +12,7 @@
 //!    end-of-file). A connection that sees the flag answers the complete requests it has read,
 //!    then closes the way it closes for a client that half-closed: end-of-file after the last
 //!    reply, and the descriptor closed only once the peer has acknowledged them (see
-//!    `crate::net::shut_and_wait_until_delivered`). Requests a client sends after that are not
+//!    `crate::net::wait_until_delivered`). Requests a client sends after that are not
 //!    read: `SHUT_RD` alone would not stop them, since Linux keeps delivering new data after it.
 //!    Whoever is still open when the grace period ends is closed outright.
 

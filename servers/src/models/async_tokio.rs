@@ -124,7 +124,7 @@ async fn serve_connection(mut stream: Tracked<TcpStream>, mut session: Session) 
     loop {
         let n = match stream.read(input.spare()).await {
             Ok(0) => {
-                shut_and_wait_until_delivered(&mut stream).await;
+                wait_until_delivered(&mut stream).await;
                 return Ok(());
             }
             Ok(n) => n,
@@ -141,24 +141,24 @@ async fn serve_connection(mut stream: Tracked<TcpStream>, mut session: Session) 
         }
         if stream.is_draining() {
             // Shutdown: what was read is answered; close without reading more.
-            shut_and_wait_until_delivered(&mut stream).await;
+            wait_until_delivered(&mut stream).await;
             return Ok(());
         }
     }
 }
 
-/// The peer finished sending, or shutdown stopped our reading: send end-of-file after the last
-/// reply and wait until the peer has acknowledged everything, so closing cannot turn into a
-/// reset that destroys replies still queued (see `crate::net::shut_and_wait_until_delivered`).
-/// The kernel has no readiness event for "send queue empty", hence the polling timer.
-async fn shut_and_wait_until_delivered(stream: &mut TcpStream) {
-    let _ = stream.shutdown().await;
+/// The peer finished sending, or shutdown stopped our reading: wait until the peer has
+/// acknowledged every reply, then send end-of-file, so closing cannot turn into a reset that
+/// destroys replies still queued (see `crate::net::wait_until_delivered`). The kernel has no
+/// readiness event for "all acknowledged", hence the polling timer.
+async fn wait_until_delivered(stream: &mut TcpStream) {
     let _ = tokio::time::timeout(DELIVERY_WAIT, async {
         while unacknowledged(&*stream).is_ok_and(|queued| queued > 0) {
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
     })
     .await;
+    let _ = stream.shutdown().await;
 }
 
 /// Close after an error reply without letting a reset destroy it (see `crate::net::LINGER_TIME`).

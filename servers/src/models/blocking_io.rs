@@ -11,7 +11,7 @@ use std::net::{Shutdown as Direction, SocketAddr, TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
 use crate::buffer::InputBuffer;
-use crate::net::{AcceptFailure, FdReserve, LINGER_BYTES, LINGER_TIME, Shed, shut_and_wait_until_delivered};
+use crate::net::{AcceptFailure, FdReserve, LINGER_BYTES, LINGER_TIME, Shed, wait_until_delivered};
 use crate::session::Session;
 use crate::shutdown::{OpenConnections, Shutdown, Tracked};
 
@@ -87,7 +87,7 @@ pub fn serve_connection(stream: &Tracked<TcpStream>, mut session: Session) -> io
             Ok(0) => {
                 // The peer finished sending (or shutdown stopped our reading): every complete
                 // request was answered. Close without risking a reset (see the function).
-                shut_and_wait_until_delivered(stream);
+                wait_until_delivered(stream);
                 return Ok(());
             }
             Ok(n) => n,
@@ -104,7 +104,7 @@ pub fn serve_connection(stream: &Tracked<TcpStream>, mut session: Session) -> io
         }
         if stream.is_draining() {
             // Shutdown: what was read is answered; close without reading more.
-            shut_and_wait_until_delivered(stream);
+            wait_until_delivered(stream);
             return Ok(());
         }
     }

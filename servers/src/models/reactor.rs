@@ -123,7 +123,7 @@ struct Reactor {
     /// wheel in one line.
     lingering: VecDeque<(Instant, Token, u64)>,
     /// Closing connections waiting for the peer to acknowledge their last replies, with the
-    /// moment they are closed regardless (see `crate::net::shut_and_wait_until_delivered`).
+    /// moment they are closed regardless (see `crate::net::wait_until_delivered`).
     delivering: Vec<(Instant, Token, u64)>,
     /// Connections that used their [`READS_PER_TURN`] and may have more to read.
     read_later: Vec<(Token, u64)>,
@@ -391,6 +391,8 @@ impl Reactor {
 
     fn close(&mut self, token: Token) {
         if let Some(conn) = self.conns.try_remove(token.0) {
+            // End-of-file after the last reply (a no-op if the socket is already shut).
+            let _ = conn.stream.shutdown(Direction::Write);
             self.io.pool.give(conn.pending_in);
             self.io.pool.give(conn.pending_out);
             // Dropping the stream closes the socket, which also removes it from epoll.
@@ -407,8 +409,8 @@ impl Reactor {
         }
     }
 
-    /// Stop accepting, and tell every connection that nothing more will be read (see
-    /// `crate::shutdown`); each finishes its replies and closes, or is closed at the deadline.
+    /// Stop accepting, and tell every connection to finish (see `crate::shutdown`): each answers
+    /// what it reads next, flushes its replies and closes, or is closed at the deadline.
     fn begin_shutdown(&mut self) {
         if self.shutdown_deadline.is_some() {
             return;
@@ -422,7 +424,8 @@ impl Reactor {
         for key in tokens {
             let token = Token(key);
             if let Some(conn) = self.conns.get_mut(key) {
-                let _ = conn.stream.shutdown(Direction::Read);
+                // No `shutdown(SHUT_RD)` needed here: nobody is blocked in a read, and the
+                // `draining` flag makes each connection stop after what it reads next.
                 let next = conn.on_readable(&mut self.io, self.poll.registry(), true);
                 self.apply(token, next);
             }
@@ -561,10 +564,8 @@ impl Conn {
         match self.phase {
             Phase::Open | Phase::Lingering { .. } | Phase::Delivering => Ok(Next::Keep),
             Phase::PeerDone => {
-                // Every reply is written: send end-of-file after them, and close once the peer
-                // has acknowledged them, so that bytes the peer may still send cannot turn the
-                // close into a reset that destroys them (see `crate::net`).
-                let _ = self.stream.shutdown(Direction::Write);
+                // Every reply is written: close once the peer has acknowledged them all, so
+                // that a reset cannot destroy them (see `crate::net::wait_until_delivered`).
                 if unacknowledged(&self.stream).map_or(true, |n| n == 0) {
                     return Ok(Next::Close);
                 }

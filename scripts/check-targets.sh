@@ -60,7 +60,7 @@ stop_server() {
 
 # Nanoseconds of CPU the server has used, all threads (schedstat: first field, ns on CPU).
 # A thread may exit between the glob and the read: ignore the ones that vanished.
-server_cpu_ns() { { cat /proc/"$server_pid"/task/*/schedstat 2>/dev/null || true; } | awk '{s += $1} END {print s + 0}'; }
+server_cpu_ns() { { cat /proc/"$server_pid"/task/*/schedstat 2>/dev/null || true; } | awk '{s += $1} END {printf "%d\n", s}'; }
 server_rss_kib() { awk '/^VmRSS/ {print $2}' /proc/"$server_pid"/status; }
 
 # run_loadgen JSON ARGS...: runs loadgen on CPU 1; sets cpu_ns (server CPU over the measured

@@ -77,6 +77,8 @@ pub struct Conn {
     pub next_slot: u64,
     /// Open loop: whether a wake-up for this connection is queued in the worker's timer heap.
     pub scheduled: bool,
+    /// Registered for writable events too, because a write did not fit (see `Worker::flush`).
+    pub write_interest: bool,
     out: Vec<u8>,
     out_pos: usize,
     inbuf: Box<[u8]>,
@@ -114,6 +116,7 @@ impl Conn {
             sent: 0,
             next_slot: 0,
             scheduled: false,
+            write_interest: false,
             // Room for a full pipeline of typical requests; a rare larger batch grows it once.
             // Capped, so `--depth 1000 --size 65536` cannot ask for gigabytes up front.
             out: Vec::with_capacity((depth * max_request).min(MAX_INITIAL_OUT)),

@@ -110,7 +110,7 @@ fi
 
 if [[ $only == *2* ]]; then
     echo "== 2. resident memory per idle connection, 10,000 idle connections"
-    for model in ${idle_models:-reactor async thread-per-connection}; do
+    for model in reactor async thread-per-connection; do
         start_server "$model"
         base=$(server_rss_kib)
         run_loadgen "$work/idle.json" --conns 1 --idle-conns 10000 --warmup 0 --duration 2s --timeout 10s

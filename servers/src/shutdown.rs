@@ -100,7 +100,8 @@ pub struct OpenConnections {
 struct ConnsInner {
     set: Mutex<ConnSet>,
     became_empty: Condvar,
-    /// Draining began; read without the lock by every connection after every read.
+    /// Draining began. Set under the set's lock, so `track` (which holds it) sees it without a
+    /// race; read without the lock by every connection after every read.
     draining: AtomicBool,
 }
 
@@ -108,8 +109,6 @@ struct ConnsInner {
 struct ConnSet {
     next_id: u64,
     fds: HashMap<u64, RawFd>,
-    /// Set once draining began: connections tracked afterwards are drained at once.
-    draining: bool,
 }
 
 impl OpenConnections {
@@ -125,7 +124,7 @@ impl OpenConnections {
         let id = set.next_id;
         set.next_id += 1;
         set.fds.insert(id, fd);
-        if set.draining {
+        if self.is_draining() {
             stop_reading(fd);
         }
         drop(set);
@@ -144,9 +143,8 @@ impl OpenConnections {
 
     /// Tell every connection to finish: each answers the requests it has read and closes (see
     /// the module documentation).
-    pub fn stop_reading_all(&self) {
-        let mut set = lock(&self.inner.set);
-        set.draining = true;
+    pub fn begin_draining(&self) {
+        let set = lock(&self.inner.set);
         self.inner.draining.store(true, Ordering::SeqCst);
         for &fd in set.fds.values() {
             stop_reading(fd);
@@ -183,7 +181,7 @@ impl OpenConnections {
     /// The blocking models' whole second half of shutdown: ask every connection to finish,
     /// give them `grace`, then cut whoever is left. Returns how many had to be cut.
     pub fn drain(&self, grace: Duration) -> usize {
-        self.stop_reading_all();
+        self.begin_draining();
         if self.wait_until_empty(grace) {
             return 0;
         }

@@ -66,41 +66,40 @@ pub fn many_clients_random_sizes(model: Model, proto: Proto) {
     }
 }
 
-fn some_requests(proto: Proto, count: usize) -> (Vec<u8>, usize) {
+fn some_requests(proto: Proto, count: usize) -> Vec<u8> {
     let mut rng = fastrand::Rng::with_seed(7);
     let mut stream = Vec::new();
     for i in 0..count {
         stream.extend(request(proto, &payload(&mut rng, proto, i % 40)));
     }
-    let len = stream.len();
-    (stream, len)
+    stream
 }
 
 /// A request stream written one byte per `write` gets the same replies as written whole.
 pub fn one_byte_per_write(model: Model, proto: Proto) {
     let server = start(model, proto);
     let mut client = server.connect();
-    let (stream, len) = some_requests(proto, 10);
+    let stream = some_requests(proto, 10);
     for byte in &stream {
         client.write_all(std::slice::from_ref(byte)).unwrap();
     }
-    assert_eq!(read_reply(&mut client, len).unwrap(), stream);
+    assert_eq!(read_reply(&mut client, stream.len()).unwrap(), stream);
 }
 
 /// 50 requests in a single `write` get 50 replies, in order.
 pub fn fifty_requests_in_one_write(model: Model, proto: Proto) {
     let server = start(model, proto);
     let mut client = server.connect();
-    let (stream, len) = some_requests(proto, 50);
+    let stream = some_requests(proto, 50);
     client.write_all(&stream).unwrap();
-    assert_eq!(read_reply(&mut client, len).unwrap(), stream);
+    assert_eq!(read_reply(&mut client, stream.len()).unwrap(), stream);
 }
 
 /// A client that half-closes after sending still receives every reply, then end-of-file.
 pub fn half_close_still_gets_every_reply(model: Model, proto: Proto) {
     let server = start(model, proto);
     let mut client = server.connect();
-    let (stream, _) = some_requests(proto, 20);
+    let stream = some_requests(proto, 20);
     client.write_all(&stream).unwrap();
     client.shutdown(Direction::Write).unwrap();
     assert_eq!(read_to_clean_eof(&mut client), stream);
@@ -236,7 +235,7 @@ pub fn shutdown_with_requests_in_flight(model: Model, proto: Proto, grace: Durat
     let server = TestServer::with_config(model, config);
     let mut client = server.connect();
     round_trip(&mut client, proto, b"first");
-    let (batch, _) = some_requests(proto, 19);
+    let batch = some_requests(proto, 19);
     client.write_all(&batch).unwrap();
     server.trigger_shutdown();
     let replies = read_to_eof(&mut client);

@@ -105,7 +105,7 @@ async fn serve(
     }
     drop(listener);
     // Same drain as every model (see `crate::shutdown`): no more input, finish, close.
-    conns.stop_reading_all();
+    conns.begin_draining();
     let finished =
         tokio::time::timeout(config.grace, async { while tasks.join_next().await.is_some() {} }).await;
     if finished.is_err() {
@@ -123,10 +123,7 @@ async fn serve_connection(mut stream: Tracked<TcpStream>, mut session: Session) 
     let mut output = Vec::new();
     loop {
         let n = match stream.read(input.spare()).await {
-            Ok(0) => {
-                wait_until_delivered(&mut stream).await;
-                return Ok(());
-            }
+            Ok(0) => break, // the peer finished sending, or shutdown stopped our reading
             Ok(n) => n,
             Err(e) if e.kind() == ErrorKind::Interrupted => continue,
             Err(e) => return Err(e),
@@ -140,11 +137,11 @@ async fn serve_connection(mut stream: Tracked<TcpStream>, mut session: Session) 
             return Ok(());
         }
         if stream.is_draining() {
-            // Shutdown: what was read is answered; close without reading more.
-            wait_until_delivered(&mut stream).await;
-            return Ok(());
+            break; // shutdown: what was read is answered; read no more
         }
     }
+    wait_until_delivered(&mut stream).await;
+    Ok(())
 }
 
 /// The peer finished sending, or shutdown stopped our reading: wait until the peer has

@@ -84,12 +84,7 @@ pub fn serve_connection(stream: &Tracked<TcpStream>, mut session: Session) -> io
     let mut output = Vec::new();
     loop {
         let n = match (&**stream).read(input.spare()) {
-            Ok(0) => {
-                // The peer finished sending (or shutdown stopped our reading): every complete
-                // request was answered. Close without risking a reset (see the function).
-                wait_until_delivered(stream);
-                return Ok(());
-            }
+            Ok(0) => break, // the peer finished sending, or shutdown stopped our reading
             Ok(n) => n,
             Err(e) if e.kind() == ErrorKind::Interrupted => continue,
             Err(e) => return Err(e),
@@ -103,11 +98,12 @@ pub fn serve_connection(stream: &Tracked<TcpStream>, mut session: Session) -> io
             return Ok(());
         }
         if stream.is_draining() {
-            // Shutdown: what was read is answered; close without reading more.
-            wait_until_delivered(stream);
-            return Ok(());
+            break; // shutdown: what was read is answered; read no more
         }
     }
+    // Every complete request is answered: close without risking a reset (see the function).
+    wait_until_delivered(stream);
+    Ok(())
 }
 
 /// Close after an error reply without letting a reset destroy it (see [`LINGER_TIME`]).

@@ -12,6 +12,7 @@
 //! bound. (The `reactor` manages its buffers differently, to hold none while idle.)
 
 use crate::session::{Served, Session};
+use crate::store::Store;
 
 /// A connection's buffer starts this large.
 const INITIAL: usize = 4096;
@@ -45,7 +46,7 @@ impl InputBuffer {
     }
 
     /// Answer every complete request held, appending the replies to `out`.
-    pub fn serve(&mut self, session: &mut Session, out: &mut Vec<u8>) -> Served {
+    pub fn serve<S: Store>(&mut self, session: &mut Session<S>, out: &mut Vec<u8>) -> Served {
         let served = session.serve(&self.buf[self.start..self.end], out);
         self.start += served.consumed;
         if self.start == self.end {
@@ -73,6 +74,7 @@ mod tests {
     use super::*;
     use crate::proto::Proto;
     use crate::session::Knobs;
+    use crate::store::LocalStore;
 
     fn fill(b: &mut InputBuffer, bytes: &[u8]) {
         let mut rest = bytes;
@@ -87,7 +89,7 @@ mod tests {
 
     #[test]
     fn keeps_a_partial_request_across_reads() {
-        let mut s = Session::new(Proto::EchoLine, 100, Knobs::default());
+        let mut s = Session::new(Proto::EchoLine, 100, Knobs::default(), LocalStore::new(1));
         let mut b = InputBuffer::new(101);
         let mut out = Vec::new();
         fill(&mut b, b"ab");
@@ -102,7 +104,7 @@ mod tests {
     #[test]
     fn grows_to_hold_one_maximal_request_and_no_more() {
         let max = 10_000;
-        let mut s = Session::new(Proto::EchoLine, max, Knobs::default());
+        let mut s = Session::new(Proto::EchoLine, max, Knobs::default(), LocalStore::new(1));
         let mut b = InputBuffer::new(max + 1);
         let mut out = Vec::new();
         let mut line = vec![b'x'; max];

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use crate::proto::{DEFAULT_MAX_FRAME, Proto};
 use crate::session::{Knobs, Session};
+use crate::store::{DEFAULT_MAX_KEYS, LocalStore, SharedStore, Store, StoreKind};
 
 /// Which tokio scheduler the `async` model uses.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -60,6 +61,10 @@ pub struct ServerConfig {
     pub knobs: Knobs,
     /// After a shutdown request, how long open connections may take to finish.
     pub grace: Duration,
+    /// How the threaded models guard the `kv` store (one-thread models need no lock).
+    pub store: StoreKind,
+    /// The most keys the `kv` store holds; see [`crate::store`] for the memory bound.
+    pub max_keys: usize,
 }
 
 impl ServerConfig {
@@ -74,11 +79,28 @@ impl ServerConfig {
             runtime: Runtime::default(),
             knobs: Knobs::default(),
             grace: Duration::from_secs(5),
+            store: StoreKind::default(),
+            max_keys: DEFAULT_MAX_KEYS,
         }
     }
 
-    /// A fresh protocol session for one new connection.
-    pub fn session(&self) -> Session {
-        Session::new(self.proto, self.max_frame, self.knobs)
+    /// A fresh protocol session for one new connection, sharing `store` with the others.
+    pub fn session<S: Store>(&self, store: S) -> Session<S> {
+        Session::new(self.proto, self.max_frame, self.knobs, store)
+    }
+
+    /// The most input bytes one request can need in this protocol (payload plus framing).
+    pub fn max_request_len(&self) -> usize {
+        crate::proto::Codec::new(self.proto, self.max_frame).max_request_len()
+    }
+
+    /// The store of a server whose connections all run on one thread: no lock.
+    pub fn local_store(&self) -> std::rc::Rc<LocalStore> {
+        std::rc::Rc::new(LocalStore::new(self.max_keys))
+    }
+
+    /// The store of a server whose connections run on many threads: `--store` picks the locks.
+    pub fn shared_store(&self) -> std::sync::Arc<SharedStore> {
+        std::sync::Arc::new(SharedStore::new(self.store, self.max_keys))
     }
 }

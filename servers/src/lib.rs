@@ -11,6 +11,9 @@
 //!                                                 │
 //!                                                 ▼
 //!                                     proto/<protocol>.rs           bytes in, bytes out (sans-IO)
+//!                                                 │
+//!                                                 ▼
+//!                                     store/                         state shared by connections (kv)
 //! ```
 //!
 //! Reading order for a newcomer: [`proto`] (what is being served), then the models in the order
@@ -25,6 +28,7 @@ pub mod net;
 pub mod proto;
 pub mod session;
 pub mod shutdown;
+pub mod store;
 
 pub use config::{Runtime, ServerConfig};
 pub use models::Model;

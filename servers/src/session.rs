@@ -7,6 +7,7 @@
 use std::time::{Duration, Instant};
 
 use crate::proto::{Codec, Decoded, Proto};
+use crate::store::Store;
 
 /// Extra cost charged to every request, the same in every model.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -46,21 +47,24 @@ pub struct Served {
     pub consumed: usize,
     /// Requests answered (responses appended to `out`).
     pub requests: usize,
-    /// The peer broke the protocol: write `out`, then close.
-    pub malformed: bool,
+    /// The conversation is over (the peer broke the protocol, or the protocol says so):
+    /// write `out`, then close.
+    pub close: bool,
 }
 
-/// One connection's protocol state plus the knobs.
+/// One connection's protocol state plus the knobs, and the handle on whatever state the
+/// connection shares with the others (`S`: an `Rc` in one-thread models, an `Arc` in the rest).
 #[derive(Debug)]
-pub struct Session {
+pub struct Session<S> {
     codec: Codec,
     knobs: Knobs,
+    store: S,
 }
 
-impl Session {
+impl<S: Store> Session<S> {
     /// A fresh session for one connection.
-    pub fn new(proto: Proto, max_frame: usize, knobs: Knobs) -> Session {
-        Session { codec: Codec::new(proto, max_frame), knobs }
+    pub fn new(proto: Proto, max_frame: usize, knobs: Knobs, store: S) -> Session<S> {
+        Session { codec: Codec::new(proto, max_frame), knobs, store }
     }
 
     /// Answer every complete request at the start of `input`, appending the responses to `out`.
@@ -68,17 +72,24 @@ impl Session {
     /// `input` must begin with the bytes the previous call did not consume.
     #[inline]
     pub fn serve(&mut self, input: &[u8], out: &mut Vec<u8>) -> Served {
-        let mut served = Served { consumed: 0, requests: 0, malformed: false };
+        let mut served = Served { consumed: 0, requests: 0, close: false };
         loop {
-            match self.codec.decode(&input[served.consumed..], out) {
+            match self.codec.decode(&input[served.consumed..], out, &self.store) {
                 Decoded::Incomplete => return served,
                 Decoded::Request { consumed } => {
                     served.consumed += consumed;
                     served.requests += 1;
                     self.knobs.charge();
                 }
+                Decoded::Last { consumed } => {
+                    served.consumed += consumed;
+                    served.requests += 1;
+                    served.close = true;
+                    self.knobs.charge();
+                    return served;
+                }
                 Decoded::Malformed => {
-                    served.malformed = true;
+                    served.close = true;
                     return served;
                 }
             }

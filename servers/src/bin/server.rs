@@ -14,6 +14,7 @@ use anyhow::Context;
 use clap::Parser;
 use clap::builder::PossibleValuesParser;
 use servers::session::Knobs;
+use servers::store::StoreKind;
 use servers::{Model, Proto, Runtime, ServerConfig, Shutdown, net};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
@@ -55,6 +56,13 @@ struct Args {
     /// After SIGINT/SIGTERM, how long open connections may take to finish (e.g. 500ms, 5s).
     #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
     grace: Duration,
+    /// How threaded models guard the `kv` store: one mutex, or one per shard of the key space.
+    /// One-thread models (blocking, reactor) own the store and take no lock.
+    #[arg(long, default_value = "sharded", value_parser = PossibleValuesParser::new(StoreKind::NAMES))]
+    store: String,
+    /// Most keys the `kv` store holds; a SET of a new key beyond it gets an error reply.
+    #[arg(long, default_value_t = servers::store::DEFAULT_MAX_KEYS as u64, value_parser = clap::value_parser!(u64).range(1..))]
+    kv_max_keys: u64,
 }
 
 fn main() -> ExitCode {
@@ -74,6 +82,8 @@ fn run(args: Args) -> anyhow::Result<()> {
     config.max_frame = args.max_frame as usize;
     config.queue = args.queue as usize;
     config.grace = args.grace;
+    config.store = args.store.parse().map_err(anyhow::Error::msg)?;
+    config.max_keys = usize::try_from(args.kv_max_keys).context("--kv-max-keys is too large")?;
     config.knobs =
         Knobs { work: Duration::from_micros(args.work_us), block: Duration::from_micros(args.block_us) };
     if let Some(threads) = args.threads {

@@ -44,6 +44,7 @@ use crate::config::{Runtime, ServerConfig};
 use crate::net::{AcceptFailure, DELIVERY_WAIT, FdReserve, LINGER_BYTES, LINGER_TIME, Shed, unacknowledged};
 use crate::session::Session;
 use crate::shutdown::{OpenConnections, Shutdown, Tracked};
+use crate::store::SharedStore;
 
 /// Build the runtime `config.runtime` asks for and serve on it until shutdown.
 pub fn run(listener: std::net::TcpListener, config: &ServerConfig, shutdown: &Shutdown) -> io::Result<()> {
@@ -76,6 +77,10 @@ async fn serve(
     let conns = OpenConnections::new();
     let mut tasks = JoinSet::new();
     let mut reserve = FdReserve::new();
+    // `JoinSet::spawn` requires `Send` futures even on the current-thread runtime, so the store is
+    // shared the threaded way; on one thread its locks are never contended (a `LocalSet` with an
+    // `Rc` would avoid them, at the price of a second way to spawn).
+    let store = config.shared_store();
     loop {
         tokio::select! {
             _ = stop.notified() => break,
@@ -83,7 +88,7 @@ async fn serve(
             Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => {
-                    tasks.spawn(serve_connection(conns.track(stream), config.session()));
+                    tasks.spawn(serve_connection(conns.track(stream), config.session(Arc::clone(&store))));
                 }
                 Err(e) => match AcceptFailure::of(&e) {
                     AcceptFailure::OneConnection => {}
@@ -116,7 +121,10 @@ async fn serve(
 }
 
 /// Serve one connection: the blocking loop of `blocking_io::serve_connection`, with `.await`.
-async fn serve_connection(mut stream: Tracked<TcpStream>, mut session: Session) -> io::Result<()> {
+async fn serve_connection(
+    mut stream: Tracked<TcpStream>,
+    mut session: Session<Arc<SharedStore>>,
+) -> io::Result<()> {
     // See `blocking_io::serve_connection` for why Nagle is off.
     stream.set_nodelay(true)?;
     let mut input = InputBuffer::new(session.max_request_len());
@@ -132,8 +140,8 @@ async fn serve_connection(mut stream: Tracked<TcpStream>, mut session: Session) 
         let served = input.serve(&mut session, &mut output);
         stream.write_all(&output).await?;
         output.clear();
-        if served.malformed {
-            close_after_error(&mut stream).await;
+        if served.close {
+            close_after_final_reply(&mut stream).await;
             return Ok(());
         }
         if stream.is_draining() {
@@ -158,8 +166,9 @@ async fn wait_until_delivered(stream: &mut TcpStream) {
     let _ = stream.shutdown().await;
 }
 
-/// Close after an error reply without letting a reset destroy it (see `crate::net::LINGER_TIME`).
-async fn close_after_error(stream: &mut TcpStream) {
+/// Close after the last reply (an error, or HTTP's `Connection: close`) without letting a reset
+/// destroy it (see `crate::net::LINGER_TIME`).
+async fn close_after_final_reply(stream: &mut TcpStream) {
     let _ = stream.shutdown().await;
     let _ = tokio::time::timeout(LINGER_TIME, async {
         let mut sink = [0u8; 4096];

@@ -27,6 +27,8 @@
 use std::io;
 use std::net::TcpListener;
 
+use std::rc::Rc;
+
 use super::blocking_io::{run_until_shutdown, serve_connection};
 use crate::config::ServerConfig;
 use crate::shutdown::{OpenConnections, Shutdown};
@@ -34,9 +36,11 @@ use crate::shutdown::{OpenConnections, Shutdown};
 /// Serve connections one after another on the calling thread until `shutdown` is triggered.
 pub fn run(listener: TcpListener, config: &ServerConfig, shutdown: &Shutdown) -> io::Result<()> {
     let conns = OpenConnections::new();
+    // One client at a time on this thread: the store needs no lock.
+    let store = config.local_store();
     run_until_shutdown(listener, shutdown, &conns, config.grace, |stream| {
         let stream = conns.track(stream);
         // An error ends this connection only; the next accept is what matters.
-        let _ = serve_connection(&stream, config.session());
+        let _ = serve_connection(&stream, config.session(Rc::clone(&store)));
     })
 }

@@ -14,6 +14,7 @@ use crate::buffer::InputBuffer;
 use crate::net::{AcceptFailure, FdReserve, LINGER_BYTES, LINGER_TIME, Shed, wait_until_delivered};
 use crate::session::Session;
 use crate::shutdown::{OpenConnections, Shutdown, Tracked};
+use crate::store::Store;
 
 /// Accept connections until shutdown is triggered, handing each to `on_connection`.
 ///
@@ -76,7 +77,7 @@ fn connectable(addr: SocketAddr) -> SocketAddr {
 ///
 /// Errors (a reset, a broken pipe) end this connection only; they are returned so the caller
 /// can count them, never to stop the server.
-pub fn serve_connection(stream: &Tracked<TcpStream>, mut session: Session) -> io::Result<()> {
+pub fn serve_connection<S: Store>(stream: &Tracked<TcpStream>, mut session: Session<S>) -> io::Result<()> {
     // Nagle's algorithm would hold back a small reply until the previous one is acknowledged;
     // for a request/response protocol that adds a round trip's delay to every reply.
     stream.set_nodelay(true)?;
@@ -93,8 +94,8 @@ pub fn serve_connection(stream: &Tracked<TcpStream>, mut session: Session) -> io
         let served = input.serve(&mut session, &mut output);
         (&**stream).write_all(&output)?;
         output.clear();
-        if served.malformed {
-            close_after_error(stream);
+        if served.close {
+            close_after_final_reply(stream);
             return Ok(());
         }
         if stream.is_draining() {
@@ -106,8 +107,9 @@ pub fn serve_connection(stream: &Tracked<TcpStream>, mut session: Session) -> io
     Ok(())
 }
 
-/// Close after an error reply without letting a reset destroy it (see [`LINGER_TIME`]).
-pub fn close_after_error(stream: &TcpStream) {
+/// Close after the last reply (an error, or HTTP's `Connection: close`) without letting a reset
+/// destroy it (see [`LINGER_TIME`]).
+pub fn close_after_final_reply(stream: &TcpStream) {
     let _ = stream.shutdown(Direction::Write);
     let _ = stream.set_read_timeout(Some(LINGER_TIME));
     let deadline = Instant::now() + LINGER_TIME;

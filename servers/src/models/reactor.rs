@@ -51,6 +51,7 @@
 use std::collections::VecDeque;
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::Shutdown as Direction;
+use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -62,6 +63,7 @@ use crate::config::ServerConfig;
 use crate::net::{AcceptFailure, DELIVERY_WAIT, FdReserve, LINGER_BYTES, LINGER_TIME, Shed, unacknowledged};
 use crate::session::Session;
 use crate::shutdown::Shutdown;
+use crate::store::LocalStore;
 
 const LISTENER: Token = Token(usize::MAX);
 const WAKER: Token = Token(usize::MAX - 1);
@@ -89,7 +91,7 @@ pub fn run(listener: std::net::TcpListener, config: &ServerConfig, shutdown: &Sh
     shutdown.on_trigger(move || {
         let _ = waker.wake();
     });
-    let read_buf = vec![0; config.session().max_request_len().max(64 * 1024)];
+    let read_buf = vec![0; config.max_request_len().max(64 * 1024)];
     let mut reactor = Reactor {
         poll,
         listener: Some(listener),
@@ -102,6 +104,7 @@ pub fn run(listener: std::net::TcpListener, config: &ServerConfig, shutdown: &Sh
         read_later: Vec::new(),
         next_serial: 0,
         shutdown_deadline: None,
+        store: config.local_store(),
         config: config.clone(),
     };
     reactor.run()
@@ -131,6 +134,8 @@ struct Reactor {
     next_serial: u64,
     /// Set when shutdown began: connections still open then are closed.
     shutdown_deadline: Option<Instant>,
+    /// The `kv` store, owned by this one thread: no lock (see [`crate::store`]).
+    store: Rc<LocalStore>,
     config: ServerConfig,
 }
 
@@ -196,7 +201,7 @@ enum Next {
 struct Conn {
     stream: TcpStream,
     token: Token,
-    session: Session,
+    session: Session<Rc<LocalStore>>,
     phase: Phase,
     /// Bytes of a request that arrived only in part (no allocation while empty).
     pending_in: Vec<u8>,
@@ -285,7 +290,7 @@ impl Reactor {
                     entry.insert(Conn {
                         stream,
                         token,
-                        session: self.config.session(),
+                        session: self.config.session(Rc::clone(&self.store)),
                         phase: Phase::Open,
                         pending_in: Vec::new(),
                         pending_out: Vec::new(),
@@ -483,7 +488,7 @@ impl Conn {
             // The common case: serve straight from the shared buffer, copy only a partial tail.
             let served = self.session.serve(data, &mut io.out);
             let tail = &data[served.consumed..];
-            if !tail.is_empty() && !served.malformed {
+            if !tail.is_empty() && !served.close {
                 self.pending_in = io.pool.take();
                 self.pending_in.extend_from_slice(tail);
             }
@@ -497,7 +502,7 @@ impl Conn {
             }
             served
         };
-        if served.malformed {
+        if served.close {
             self.phase = Phase::Failing;
             io.pool.give(std::mem::take(&mut self.pending_in));
         }

@@ -29,6 +29,7 @@
 
 use std::io;
 use std::net::TcpListener;
+use std::sync::Arc;
 use std::thread;
 
 use super::blocking_io::{run_until_shutdown, serve_connection};
@@ -39,9 +40,11 @@ use crate::shutdown::{OpenConnections, Shutdown};
 pub fn run(listener: TcpListener, config: &ServerConfig, shutdown: &Shutdown) -> io::Result<()> {
     let conns = OpenConnections::new();
     let mut spawn_failures = 0u64;
+    // Every connection thread may touch the store at once: `--store` picks its locks.
+    let store = config.shared_store();
     run_until_shutdown(listener, shutdown, &conns, config.grace, |stream| {
         let stream = conns.track(stream);
-        let session = config.session();
+        let session = config.session(Arc::clone(&store));
         let spawned =
             thread::Builder::new().name("conn".into()).spawn(move || serve_connection(&stream, session));
         // Out of threads (EAGAIN): this client's connection is closed, the next one may fare

@@ -37,6 +37,7 @@ use std::thread::{self, JoinHandle};
 use super::blocking_io::{run_until_shutdown, serve_connection};
 use crate::config::ServerConfig;
 use crate::shutdown::{OpenConnections, Shutdown, Tracked};
+use crate::store::SharedStore;
 
 type Job = Tracked<TcpStream>;
 
@@ -70,11 +71,14 @@ impl Pool {
         // std's Receiver has one owner; the workers take turns holding it through a mutex. The
         // lock is held only while waiting for a job, never while serving one.
         let jobs = Arc::new(Mutex::new(jobs));
+        // Workers serve their connections in parallel, so the store is shared: `--store` picks its locks.
+        let store = config.shared_store();
         let mut workers = Vec::with_capacity(config.threads);
         for i in 0..config.threads.max(1) {
-            let (jobs, config) = (Arc::clone(&jobs), config.clone());
-            let worker =
-                thread::Builder::new().name(format!("worker-{i}")).spawn(move || work(&jobs, &config))?;
+            let (jobs, config, store) = (Arc::clone(&jobs), config.clone(), Arc::clone(&store));
+            let worker = thread::Builder::new()
+                .name(format!("worker-{i}"))
+                .spawn(move || work(&jobs, &config, &store))?;
             workers.push(worker);
         }
         Ok(Pool { queue: Some(queue), workers })
@@ -90,12 +94,12 @@ impl Pool {
     }
 }
 
-fn work(jobs: &Mutex<Receiver<Job>>, config: &ServerConfig) {
+fn work(jobs: &Mutex<Receiver<Job>>, config: &ServerConfig, store: &Arc<SharedStore>) {
     loop {
         let job = jobs.lock().unwrap_or_else(PoisonError::into_inner).recv();
         match job {
             Ok(stream) => {
-                let _ = serve_connection(&stream, config.session());
+                let _ = serve_connection(&stream, config.session(Arc::clone(store)));
             }
             Err(_) => return, // queue closed: the server is shutting down
         }

@@ -66,6 +66,7 @@ impl EchoLine {
 mod tests {
     use super::super::testing::{Transcript, run};
     use super::super::{Codec, Decoded, Proto};
+    use crate::store::LocalStore;
     use proptest::prelude::*;
 
     const MAX: usize = 16;
@@ -126,9 +127,9 @@ mod tests {
         // The decoder must give up once it holds MAX + 1 bytes without a newline, so a peer
         // that never sends `\n` cannot make the server buffer more than that.
         let mut codec = Codec::new(Proto::EchoLine, MAX);
-        let mut out = Vec::new();
-        assert_eq!(codec.decode(&[b'x'; MAX], &mut out), Decoded::Incomplete);
-        assert_eq!(codec.decode(&[b'x'; MAX + 1], &mut out), Decoded::Malformed);
+        let (mut out, store) = (Vec::new(), LocalStore::new(1));
+        assert_eq!(codec.decode(&[b'x'; MAX], &mut out, &store), Decoded::Incomplete);
+        assert_eq!(codec.decode(&[b'x'; MAX + 1], &mut out, &store), Decoded::Malformed);
     }
 
     #[test]

@@ -14,7 +14,12 @@
 //! ```
 //!
 //! `Malformed` means the peer broke the framing: whatever the protocol says to send back has been
-//! appended to `out`, and the model closes the connection once that is written. The two echo
+//! appended to `out`, and the model closes the connection once that is written. `Last` is a
+//! well-formed request after which the protocol itself ends the conversation (HTTP's
+//! `Connection: close`): answer it, then close the same way.
+//!
+//! A decoder may need state shared between connections (the `kv` protocol's store); it gets it
+//! as a [`Store`] argument, so the model decides how that state is shared and the decoder does not. The two echo
 //! protocols are the two classic answers to TCP being a byte stream with no message boundaries:
 //! a *delimiter* ([`echo_line`]) or a *length header* ([`echo_frame`]).
 
@@ -23,6 +28,8 @@ pub mod echo_line;
 
 use std::fmt;
 use std::str::FromStr;
+
+use crate::store::Store;
 
 /// The default limit on one request's payload: 64 KiB.
 pub const DEFAULT_MAX_FRAME: usize = 64 * 1024;
@@ -73,6 +80,9 @@ pub enum Decoded {
     /// One request was answered: its response is appended to `out`, and the first `consumed`
     /// bytes of the input are done with.
     Request { consumed: usize },
+    /// Like `Request`, but the protocol says this was the connection's last request: write `out`,
+    /// then close. Any input after `consumed` is ignored.
+    Last { consumed: usize },
     /// The peer broke the protocol. Any error reply is appended to `out`; write it, then close.
     Malformed,
 }
@@ -99,7 +109,7 @@ impl Codec {
     /// `input` must start where the previous `Request` ended; after `Incomplete` the caller passes
     /// the same bytes again with more appended (decoders may remember how far they looked).
     #[inline]
-    pub fn decode(&mut self, input: &[u8], out: &mut Vec<u8>) -> Decoded {
+    pub fn decode(&mut self, input: &[u8], out: &mut Vec<u8>, _store: &impl Store) -> Decoded {
         match self {
             Codec::EchoLine(c) => c.decode(input, out),
             Codec::EchoFrame(c) => c.decode(input, out),
@@ -134,6 +144,7 @@ pub(crate) mod testing {
     /// (offsets into the stream, ascending), exactly as a model does.
     pub fn run(proto: Proto, max_frame: usize, stream: &[u8], cuts: &[usize]) -> Transcript {
         let mut codec = Codec::new(proto, max_frame);
+        let store = crate::store::LocalStore::new(crate::store::DEFAULT_MAX_KEYS);
         let mut pending: Vec<u8> = Vec::new();
         let mut out = Vec::new();
         let mut requests = 0;
@@ -145,12 +156,15 @@ pub(crate) mod testing {
             start = end;
             let mut at = 0;
             loop {
-                match codec.decode(&pending[at..], &mut out) {
+                match codec.decode(&pending[at..], &mut out, &store) {
                     Decoded::Incomplete => break,
                     Decoded::Request { consumed } => {
                         assert!(consumed > 0, "a request consumes bytes");
                         at += consumed;
                         requests += 1;
+                    }
+                    Decoded::Last { .. } => {
+                        return Transcript { out, requests: requests + 1, malformed: false };
                     }
                     Decoded::Malformed => {
                         return Transcript { out, requests, malformed: true };

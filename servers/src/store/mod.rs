@@ -1,0 +1,326 @@
+//! The key-value store behind the `kv` protocol: the one piece of state that every connection
+//! of a server shares. How a model shares it is part of that model's lesson:
+//!
+//! | store | used by | why |
+//! | --- | --- | --- |
+//! | [`LocalStore`] | `blocking`, `reactor` | one thread touches it, so no lock: a `RefCell` |
+//! | [`LockedStore`] | threaded models with `--store single-lock` | the simplest correct sharing: one `Mutex` |
+//! | [`ShardedStore`] | threaded models and `async` by default | [`SHARDS`] mutexes; two keys rarely share one |
+//!
+//! The protocol code sees only the [`Store`] trait, so the RESP decoder is the same in every
+//! model and the *only* difference is how the map is guarded.
+//!
+//! **Bounded memory.** A store holds at most `max_keys` keys (`--kv-max-keys`), and a key or
+//! value is never longer than the server's `--max-frame`, so its size is bounded by
+//! `max_keys × (2 × max_frame + overhead)`. A `SET` of a new key into a full store fails with
+//! [`Full`] and the client gets an error reply; overwriting an existing key always works.
+
+mod local;
+mod locked;
+mod sharded;
+
+pub use local::LocalStore;
+pub use locked::LockedStore;
+pub use sharded::{SHARDS, ShardedStore};
+
+use std::collections::HashMap;
+use std::fmt;
+use std::rc::Rc;
+use std::str::FromStr;
+use std::sync::Arc;
+
+/// The default bound on the number of keys in one server's store.
+pub const DEFAULT_MAX_KEYS: usize = 1_000_000;
+
+/// A `SET` or `INCR` wanted to add a key to a store that already holds `max_keys`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("store full: it holds the maximum of {max_keys} keys")]
+pub struct Full {
+    pub max_keys: usize,
+}
+
+/// Why an `INCR` failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum IncrError {
+    #[error("value is not an integer or out of range")]
+    NotAnInteger,
+    #[error("increment or decrement would overflow")]
+    Overflow,
+    #[error(transparent)]
+    Full(#[from] Full),
+}
+
+/// The operations the `kv` protocol needs. Every method takes `&self`: the store decides how it
+/// is guarded (a `RefCell`, one lock, many locks), and the caller never holds a guard across a
+/// call, so no lock is ever held while a socket is read or written.
+pub trait Store {
+    /// Calls `f` with the value of `key` (or `None`) while it is borrowed, so that `GET` copies
+    /// the value once, straight into the reply.
+    fn with_value<R>(&self, key: &[u8], f: impl FnOnce(Option<&[u8]>) -> R) -> R;
+    /// Sets `key` to `value`, replacing any old value.
+    fn set(&self, key: &[u8], value: &[u8]) -> Result<(), Full>;
+    /// Removes `key`; says whether it was there.
+    fn delete(&self, key: &[u8]) -> bool;
+    /// Says whether `key` is there.
+    fn contains(&self, key: &[u8]) -> bool;
+    /// Adds one to the decimal integer stored at `key` (a missing key counts as 0) and returns
+    /// the new value, as Redis's `INCR` does.
+    fn increment(&self, key: &[u8]) -> Result<i64, IncrError>;
+    /// How many keys the store holds.
+    fn len(&self) -> usize;
+    /// Whether the store is empty.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Which store the threaded models share (`--store`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum StoreKind {
+    /// One `Mutex` around the whole map.
+    SingleLock,
+    /// [`SHARDS`] mutexes, each around a part of the key space.
+    #[default]
+    Sharded,
+}
+
+impl StoreKind {
+    /// Every kind, as named on the command line.
+    pub const NAMES: [&'static str; 2] = ["single-lock", "sharded"];
+}
+
+impl fmt::Display for StoreKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            StoreKind::SingleLock => "single-lock",
+            StoreKind::Sharded => "sharded",
+        })
+    }
+}
+
+impl FromStr for StoreKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "single-lock" => Ok(StoreKind::SingleLock),
+            "sharded" => Ok(StoreKind::Sharded),
+            _ => Err(format!("unknown store `{s}` (expected single-lock or sharded)")),
+        }
+    }
+}
+
+/// The store shared between threads: one of the two lock designs, chosen at start-up.
+/// A `match` per operation costs less than a virtual call and keeps [`Store`] generic.
+#[derive(Debug)]
+pub enum SharedStore {
+    SingleLock(LockedStore),
+    Sharded(ShardedStore),
+}
+
+impl SharedStore {
+    /// An empty store of `kind` holding at most `max_keys` keys.
+    pub fn new(kind: StoreKind, max_keys: usize) -> SharedStore {
+        match kind {
+            StoreKind::SingleLock => SharedStore::SingleLock(LockedStore::new(max_keys)),
+            StoreKind::Sharded => SharedStore::Sharded(ShardedStore::new(max_keys)),
+        }
+    }
+}
+
+macro_rules! dispatch {
+    ($self:ident, $s:ident => $e:expr) => {
+        match $self {
+            SharedStore::SingleLock($s) => $e,
+            SharedStore::Sharded($s) => $e,
+        }
+    };
+}
+
+impl Store for SharedStore {
+    fn with_value<R>(&self, key: &[u8], f: impl FnOnce(Option<&[u8]>) -> R) -> R {
+        dispatch!(self, s => s.with_value(key, f))
+    }
+    fn set(&self, key: &[u8], value: &[u8]) -> Result<(), Full> {
+        dispatch!(self, s => s.set(key, value))
+    }
+    fn delete(&self, key: &[u8]) -> bool {
+        dispatch!(self, s => s.delete(key))
+    }
+    fn contains(&self, key: &[u8]) -> bool {
+        dispatch!(self, s => s.contains(key))
+    }
+    fn increment(&self, key: &[u8]) -> Result<i64, IncrError> {
+        dispatch!(self, s => s.increment(key))
+    }
+    fn len(&self) -> usize {
+        dispatch!(self, s => s.len())
+    }
+}
+
+/// Sessions hold their store through an `Rc` (one thread) or an `Arc` (many); both are stores.
+macro_rules! forward_through_pointer {
+    ($ptr:ident) => {
+        impl<T: Store + ?Sized> Store for $ptr<T> {
+            fn with_value<R>(&self, key: &[u8], f: impl FnOnce(Option<&[u8]>) -> R) -> R {
+                (**self).with_value(key, f)
+            }
+            fn set(&self, key: &[u8], value: &[u8]) -> Result<(), Full> {
+                (**self).set(key, value)
+            }
+            fn delete(&self, key: &[u8]) -> bool {
+                (**self).delete(key)
+            }
+            fn contains(&self, key: &[u8]) -> bool {
+                (**self).contains(key)
+            }
+            fn increment(&self, key: &[u8]) -> Result<i64, IncrError> {
+                (**self).increment(key)
+            }
+            fn len(&self) -> usize {
+                (**self).len()
+            }
+        }
+    };
+}
+forward_through_pointer!(Rc);
+forward_through_pointer!(Arc);
+
+/// The map every store kind wraps, with the key bound enforced in one place.
+#[derive(Debug, Default)]
+pub(crate) struct BoundedMap {
+    map: HashMap<Box<[u8]>, Box<[u8]>>,
+}
+
+impl BoundedMap {
+    pub(crate) fn get(&self, key: &[u8]) -> Option<&[u8]> {
+        self.map.get(key).map(|v| &**v)
+    }
+
+    /// Insert or replace; a new key needs room below `max_keys` (the caller's share of it, for
+    /// a shard).
+    pub(crate) fn set(&mut self, key: &[u8], value: &[u8], room: impl FnOnce() -> bool) -> bool {
+        if let Some(old) = self.map.get_mut(key) {
+            // Reuse the allocation when the size is unchanged: the common overwrite in a benchmark.
+            if old.len() == value.len() {
+                old.copy_from_slice(value);
+            } else {
+                *old = value.into();
+            }
+            return true;
+        }
+        if !room() {
+            return false;
+        }
+        self.map.insert(key.into(), value.into());
+        true
+    }
+
+    pub(crate) fn remove(&mut self, key: &[u8]) -> bool {
+        self.map.remove(key).is_some()
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    /// `INCR`: parse, add one, store the decimal text back.
+    pub(crate) fn increment(&mut self, key: &[u8], room: impl FnOnce() -> bool) -> Result<i64, IncrError> {
+        let current = match self.map.get(key) {
+            Some(v) => parse_i64(v).ok_or(IncrError::NotAnInteger)?,
+            None => 0,
+        };
+        let next = current.checked_add(1).ok_or(IncrError::Overflow)?;
+        // The caller replaces `max_keys` with its own bound: only it knows the store's total.
+        if !self.set(key, next.to_string().as_bytes(), room) {
+            return Err(IncrError::Full(Full { max_keys: 0 }));
+        }
+        Ok(next)
+    }
+}
+
+/// Redis accepts only a plain decimal integer: optional `-`, digits, no spaces, no `+`.
+fn parse_i64(v: &[u8]) -> Option<i64> {
+    let s = std::str::from_utf8(v).ok()?;
+    if s.is_empty() || s.starts_with('+') || s.len() > 20 {
+        return None;
+    }
+    s.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The same behaviour from every kind of store.
+    fn behaves_like_a_store(store: &impl Store) {
+        assert_eq!(store.with_value(b"k", |v| v.map(<[u8]>::to_vec)), None);
+        store.set(b"k", b"v1").unwrap();
+        assert_eq!(store.with_value(b"k", |v| v.map(<[u8]>::to_vec)), Some(b"v1".to_vec()));
+        store.set(b"k", b"longer value").unwrap();
+        assert_eq!(store.with_value(b"k", |v| v.map(<[u8]>::to_vec)), Some(b"longer value".to_vec()));
+        assert!(store.contains(b"k"));
+        assert!(store.delete(b"k"));
+        assert!(!store.delete(b"k"));
+        assert!(!store.contains(b"k"));
+        assert_eq!(store.increment(b"n"), Ok(1));
+        assert_eq!(store.increment(b"n"), Ok(2));
+        assert_eq!(store.with_value(b"n", |v| v.map(<[u8]>::to_vec)), Some(b"2".to_vec()));
+        store.set(b"s", b"abc").unwrap();
+        assert_eq!(store.increment(b"s"), Err(IncrError::NotAnInteger));
+        store.set(b"s", b"+1").unwrap();
+        assert_eq!(store.increment(b"s"), Err(IncrError::NotAnInteger));
+        store.set(b"m", i64::MAX.to_string().as_bytes()).unwrap();
+        assert_eq!(store.increment(b"m"), Err(IncrError::Overflow));
+        store.set(b"neg", b"-5").unwrap();
+        assert_eq!(store.increment(b"neg"), Ok(-4));
+    }
+
+    /// A full store refuses new keys, still replaces existing ones, and has room after a delete.
+    fn is_bounded(store: &impl Store, max_keys: usize) {
+        for i in 0..max_keys {
+            store.set(format!("key{i}").as_bytes(), b"x").unwrap();
+        }
+        assert_eq!(store.len(), max_keys);
+        assert!(store.set(b"one-too-many", b"x").is_err());
+        assert!(matches!(store.increment(b"one-too-many"), Err(IncrError::Full(_))));
+        store.set(b"key0", b"replaced").unwrap();
+        assert!(store.delete(b"key1"));
+        store.set(b"now-there-is-room", b"x").unwrap();
+        assert_eq!(store.len(), max_keys);
+    }
+
+    #[test]
+    fn every_store_behaves_the_same() {
+        behaves_like_a_store(&LocalStore::new(100));
+        behaves_like_a_store(&SharedStore::new(StoreKind::SingleLock, 100));
+        behaves_like_a_store(&SharedStore::new(StoreKind::Sharded, 100));
+        behaves_like_a_store(&Rc::new(LocalStore::new(100)));
+        behaves_like_a_store(&Arc::new(SharedStore::new(StoreKind::Sharded, 100)));
+    }
+
+    #[test]
+    fn every_store_is_bounded() {
+        is_bounded(&LocalStore::new(50), 50);
+        is_bounded(&SharedStore::new(StoreKind::SingleLock, 50), 50);
+        is_bounded(&SharedStore::new(StoreKind::Sharded, 500), 500);
+    }
+
+    #[test]
+    fn sharded_store_is_safe_across_threads() {
+        let store = Arc::new(ShardedStore::new(DEFAULT_MAX_KEYS));
+        let handles: Vec<_> = (0..4)
+            .map(|_| {
+                let store = Arc::clone(&store);
+                std::thread::spawn(move || {
+                    for _ in 0..1000 {
+                        store.increment(b"counter").unwrap();
+                    }
+                })
+            })
+            .collect();
+        for h in handles {
+            h.join().unwrap();
+        }
+        assert_eq!(store.increment(b"counter"), Ok(4001));
+    }
+}

@@ -103,7 +103,7 @@ pub struct Experiment {
     /// `echo-line` or `echo-frame`.
     #[serde(default = "echo_line")]
     pub proto: String,
-    /// loadgen `--size`.
+    /// loadgen `--size`; empty for a protocol whose requests have no size to choose (`http`).
     #[serde(default = "size_64")]
     pub size: String,
     /// Connections that send requests, one point each.
@@ -117,6 +117,9 @@ pub struct Experiment {
     /// Extra server flags for this experiment.
     #[serde(default)]
     pub server_args: Vec<String>,
+    /// Extra loadgen flags for this experiment (a protocol's own workload flags).
+    #[serde(default)]
+    pub loadgen_args: Vec<String>,
     /// Models to run, if not all of them.
     #[serde(default)]
     pub models: Option<Vec<String>>,
@@ -207,6 +210,9 @@ pub struct PointSpec {
     pub pace: PaceSpec,
     /// Server flags beyond `--model`, `--proto` and `--addr`.
     pub server_args: Vec<String>,
+    /// loadgen flags beyond the ones the suite sets itself (absent in results of older runs).
+    #[serde(default)]
+    pub loadgen_args: Vec<String>,
     /// loadgen `--warmup`, seconds.
     pub warmup_s: f64,
     /// loadgen `--duration`, seconds.
@@ -396,6 +402,7 @@ pub fn expand(file: &MatrixFile, ov: &Overrides) -> Result<Plan, MatrixError> {
                     seed: d.seed,
                     pace: PaceSpec::Closed,
                     server_args,
+                    loadgen_args: exp.loadgen_args.clone(),
                     warmup_s: warmup.as_secs_f64(),
                     duration_s: duration.as_secs_f64(),
                     timeout_s: timeout.as_secs_f64(),

@@ -81,8 +81,6 @@ pub fn loadgen_args(
         flag_duration(spec.warmup_s),
         "--duration".into(),
         flag_duration(spec.duration_s),
-        "--size".into(),
-        spec.size.clone(),
         "--seed".into(),
         spec.seed.to_string(),
         "--idle-conns".into(),
@@ -94,6 +92,10 @@ pub fn loadgen_args(
         "--hgrm".into(),
         hgrm.display().to_string(),
     ]);
+    if !spec.size.is_empty() {
+        args.extend(["--size".into(), spec.size.clone()]);
+    }
+    args.extend(spec.loadgen_args.iter().cloned());
     args
 }
 
@@ -403,5 +405,19 @@ mod tests {
         );
         assert_eq!(flag_duration(0.2), "200ms");
         assert_eq!(flag_duration(0.0), "0s");
+    }
+
+    #[test]
+    fn size_is_optional_and_protocol_flags_come_last() {
+        let plan =
+            expand(&parse(DEFAULT_MATRIX).unwrap(), &Overrides { quick: true, ..Overrides::default() })
+                .unwrap();
+        let mut p = plan.points[0].clone();
+        assert!(loadgen_args(&p, "a", None, Path::new("j"), Path::new("h")).contains(&"--size".to_owned()));
+        p.size.clear();
+        p.loadgen_args = vec!["--kv-keys".into(), "100".into()];
+        let args = loadgen_args(&p, "a", None, Path::new("j"), Path::new("h"));
+        assert!(!args.contains(&"--size".to_owned()), "{args:?}");
+        assert_eq!(args[args.len() - 2..], ["--kv-keys", "100"]);
     }
 }

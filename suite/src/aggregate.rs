@@ -42,7 +42,7 @@ impl Stat {
 }
 
 /// The metrics of a table row, in table order.
-pub const METRICS: [(&str, &str); 9] = [
+pub const METRICS: [(&str, &str); 11] = [
     ("throughput", "req/s"),
     ("p50", "ns"),
     ("p99", "ns"),
@@ -52,7 +52,13 @@ pub const METRICS: [(&str, &str); 9] = [
     ("threads_peak", "threads"),
     ("switches_per_request", "switches"),
     ("server_cpu_per_request", "ns"),
+    ("loadgen_busy", "share"),
+    ("server_busy", "share"),
 ];
+
+/// Busy this share of the time or more, a process (each runs pinned to one CPU) had no time to
+/// spare: it was setting the pace.
+pub const SATURATED: f64 = 0.9;
 
 /// A point, summarised.
 #[derive(Debug, Clone)]
@@ -82,6 +88,14 @@ impl Summary {
         self.failures.is_empty() && self.reps > 0
     }
 
+    /// loadgen, not the server, set the pace: loadgen was saturated (its median busy share is
+    /// over the bar) while the server had time to spare. The server could go faster than shown.
+    pub fn loadgen_bound(&self) -> bool {
+        let busy = |name| self.get(name).map(|s| s.median);
+        busy("loadgen_busy").is_some_and(|l| l >= SATURATED)
+            && busy("server_busy").is_some_and(|s| s < SATURATED)
+    }
+
     /// Names of noisy metrics.
     pub fn noisy(&self) -> Vec<&'static str> {
         METRICS
@@ -94,8 +108,8 @@ impl Summary {
 }
 
 /// The values of each metric for one repetition (`None` where it was not measured).
-fn metrics_of(rep: &Repetition, doc: Option<&LoadgenDoc>) -> [Option<f64>; 9] {
-    let mut m = [None; 9];
+fn metrics_of(rep: &Repetition, doc: Option<&LoadgenDoc>) -> [Option<f64>; METRICS.len()] {
+    let mut m = [None; METRICS.len()];
     if let Some(s) = &rep.samples {
         // Memory and threads mean something even when loadgen wrote no report.
         m[5] = Some(s.rss_peak_kib as f64);
@@ -104,6 +118,7 @@ fn metrics_of(rep: &Repetition, doc: Option<&LoadgenDoc>) -> [Option<f64>; 9] {
     let Some(doc) = doc else { return m };
     let requests = doc.counts.requests as f64;
     m[0] = Some(doc.achieved_rate);
+    m[9] = Some(doc.cpu.share_of_threads).filter(|s| *s > 0.0);
     if let Some(p) = doc.headline().filter(|p| p.count > 0) {
         m[1] = Some(p.p50 as f64);
         m[2] = Some(p.p99 as f64);
@@ -117,6 +132,9 @@ fn metrics_of(rep: &Repetition, doc: Option<&LoadgenDoc>) -> [Option<f64>; 9] {
         } else {
             requests + doc.counts.warmup_requests as f64
         };
+        if s.window_seconds > 0.0 {
+            m[10] = Some((s.cpu_user_seconds + s.cpu_system_seconds) / s.window_seconds);
+        }
         if replies > 0.0 {
             m[7] = Some((s.voluntary_switches + s.involuntary_switches) as f64 / replies);
             m[8] = Some((s.cpu_user_seconds + s.cpu_system_seconds) * 1e9 / replies);
@@ -172,6 +190,23 @@ pub fn summarise(point: &PointResult) -> Summary {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn with_busy(loadgen: Option<f64>, server: Option<f64>) -> Summary {
+        let mut stats = vec![None; METRICS.len()];
+        let at = |name| METRICS.iter().position(|(n, _)| *n == name).unwrap();
+        stats[at("loadgen_busy")] = loadgen.and_then(|v| Stat::of(&[v]));
+        stats[at("server_busy")] = server.and_then(|v| Stat::of(&[v]));
+        Summary { reps: 1, ok_reps: 1, failures: vec![], stats, fell_short: false, merged: None }
+    }
+
+    #[test]
+    fn loadgen_bound_only_when_loadgen_is_saturated_and_the_server_is_not() {
+        assert!(with_busy(Some(0.97), Some(0.60)).loadgen_bound());
+        assert!(!with_busy(Some(0.97), Some(0.99)).loadgen_bound(), "both busy: the machine's limit");
+        assert!(!with_busy(Some(0.50), Some(0.99)).loadgen_bound(), "the server set the pace");
+        assert!(!with_busy(None, Some(0.5)).loadgen_bound(), "unmeasured is not a verdict");
+        assert!(!with_busy(Some(0.95), None).loadgen_bound());
+    }
 
     #[test]
     fn lower_median_spread_and_noise() {

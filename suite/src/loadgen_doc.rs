@@ -63,6 +63,9 @@ pub struct Cpu {
     pub user_seconds: f64,
     /// System seconds.
     pub system_seconds: f64,
+    /// CPU used over the thread-time available (measured seconds × loadgen threads): near 1,
+    /// loadgen itself was the limit.
+    pub share_of_threads: f64,
 }
 
 /// Service time and corrected (open loop) variants.

@@ -42,9 +42,11 @@ fn status(row: &Row) -> String {
 
 fn closed_table(out: &mut String, rows: &[&Row], spread: bool) {
     out.push_str(
-        "| model | status | throughput (req/s) | p50 | p99 | p99.9 | max | peak RSS | threads | switches / req | server CPU / req |\n",
+        "| model | status | throughput (req/s) | p50 | p99 | p99.9 | max | peak RSS | threads | switches / req | server CPU / req | server busy | loadgen busy |\n",
     );
-    out.push_str("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
+    out.push_str(
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n",
+    );
     let lat = |v: f64| latency(v);
     let count = |v: f64| thousands(v);
     let mem = |v: f64| kib(v);
@@ -53,7 +55,7 @@ fn closed_table(out: &mut String, rows: &[&Row], spread: bool) {
         let s = &r.summary;
         let _ = writeln!(
             out,
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             r.point.spec.model,
             status(r),
             stat_cell(s.get("throughput"), &count, spread),
@@ -65,8 +67,23 @@ fn closed_table(out: &mut String, rows: &[&Row], spread: bool) {
             stat_cell(s.get("threads_peak"), &count, false),
             stat_cell(s.get("switches_per_request"), &small, false),
             stat_cell(s.get("server_cpu_per_request"), &lat, false),
+            stat_cell(s.get("server_busy"), &percent, false),
+            busy_cell(s),
         );
     }
+}
+
+fn percent(v: f64) -> String {
+    format!("{:.0}%", v * 100.0)
+}
+
+/// loadgen's CPU use as a percentage of its thread's time, flagged when it was the limit.
+fn busy_cell(s: &crate::aggregate::Summary) -> String {
+    let mut text = stat_cell(s.get("loadgen_busy"), &percent, false);
+    if s.loadgen_bound() {
+        text.push_str(" ◆");
+    }
+    text
 }
 
 /// The measured ranking of `rows`, in words.
@@ -103,15 +120,24 @@ pub fn what_this_shows(rows: &[&Row]) -> String {
     if !failed.is_empty() {
         let _ = write!(text, ". Failed: {}", failed.join(", "));
     }
+    let bound: Vec<&str> =
+        ok.iter().filter(|r| r.summary.loadgen_bound()).map(|r| r.point.spec.model.as_str()).collect();
+    if !bound.is_empty() {
+        let _ = write!(
+            text,
+            ". loadgen, not the server, was the limit (◆) for {}: those servers had time to spare",
+            bound.join(", ")
+        );
+    }
     text.push('.');
     text
 }
 
 fn sweep_table(out: &mut String, rows: &[&Row]) {
     out.push_str(
-        "| model | offered | offered (req/s) | achieved (req/s) | p50 | p99 | p99.9 | max | status |\n",
+        "| model | offered | offered (req/s) | achieved (req/s) | p50 | p99 | p99.9 | max | loadgen busy | status |\n",
     );
-    out.push_str("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n");
+    out.push_str("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n");
     let lat = |v: f64| latency(v);
     let count = |v: f64| thousands(v);
     for r in rows {
@@ -120,14 +146,16 @@ fn sweep_table(out: &mut String, rows: &[&Row]) {
             crate::matrix::PaceSpec::Fraction { fraction, .. } => format!("{fraction}× max"),
             crate::matrix::PaceSpec::Closed => "closed".into(),
         };
+        // A shortfall while loadgen was saturated is loadgen's, not the server's: say whose.
+        let short = if s.loadgen_bound() { "fell short: loadgen's limit ◆" } else { "fell short" };
         let st = match (s.ok(), s.fell_short) {
-            (true, true) => "fell short".to_owned(),
-            (false, true) => format!("{}, fell short", status(r)),
+            (true, true) => short.to_owned(),
+            (false, true) => format!("{}, {short}", status(r)),
             _ => status(r),
         };
         let _ = writeln!(
             out,
-            "| {} | {fraction} | {} | {} | {} | {} | {} | {} | {st} |",
+            "| {} | {fraction} | {} | {} | {} | {} | {} | {} | {} | {st} |",
             r.point.spec.model,
             r.point.rate.map(thousands).unwrap_or_else(|| "–".into()),
             stat_cell(s.get("throughput"), &count, false),
@@ -135,6 +163,7 @@ fn sweep_table(out: &mut String, rows: &[&Row]) {
             stat_cell(s.get("p99"), &lat, false),
             stat_cell(s.get("p99.9"), &lat, false),
             stat_cell(s.get("max"), &lat, false),
+            busy_cell(s),
         );
     }
 }
@@ -221,6 +250,10 @@ percentiles, never an average of percentiles.\n\
 - **switches / req**, **server CPU / req**: the server's context switches (voluntary + involuntary, all threads) \
 and CPU time (user + system) over the measured phase, divided by the replies in it (over the whole loadgen run \
 when loadgen did not announce its phases; see `samples.window` in results.json).\n\
+- **server busy**, **loadgen busy**: each one's CPU time over the measured phase, as a share of the one CPU it is \
+pinned to (for loadgen: of the time its threads had). ◆ marks a row where loadgen was 90% busy or more while \
+the server was not: loadgen set the pace, so the throughput is a lower bound for that server, and an open-loop \
+shortfall is loadgen's. When both are near 100%, the pair is at the machine's limit.\n\
 - Cells show the median of the repetitions; throughput and p99 add (min–max) when they differ. ⚠ marks a metric \
 whose spread exceeds 10% of its median (noisy). A **failed** point names what went wrong; its figures are what \
 was measured anyway.\n\n",

@@ -23,6 +23,8 @@ pub enum ProtocolKind {
     EchoLine,
     /// A 4-byte big-endian length followed by that many payload bytes, echoed verbatim.
     EchoFrame,
+    /// Keep-alive `GET / HTTP/1.1`; every reply must be `200` with the body `Hello, world!`.
+    Http,
 }
 
 impl ProtocolKind {
@@ -31,6 +33,7 @@ impl ProtocolKind {
         match self {
             ProtocolKind::EchoLine => "echo-line",
             ProtocolKind::EchoFrame => "echo-frame",
+            ProtocolKind::Http => "http",
         }
     }
 }

@@ -42,6 +42,9 @@ enum Proto {
     EchoLine,
     /// 4-byte big-endian length then payload, echoed back.
     EchoFrame,
+    /// Keep-alive `GET / HTTP/1.1` (pipelined with --depth above 1); every reply must be 200
+    /// with the body `Hello, world!`. Takes no --size.
+    Http,
 }
 
 #[derive(clap::Args)]
@@ -71,9 +74,10 @@ struct RunArgs {
     /// Measured phase.
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     duration: Duration,
-    /// Payload bytes: a size (64) or an inclusive range (16..4096) drawn per request.
-    #[arg(long, default_value = "64")]
-    size: SizeSpec,
+    /// Payload bytes: a size (64) or an inclusive range (16..4096) drawn per request
+    /// [default: 64]. Not for --proto http, whose requests and replies have one fixed size.
+    #[arg(long)]
+    size: Option<SizeSpec>,
     /// Seed for payload bytes and sizes.
     #[arg(long, default_value_t = 1)]
     seed: u64,
@@ -134,7 +138,14 @@ fn to_config(args: &RunArgs) -> anyhow::Result<RunConfig> {
     let protocol = match args.proto {
         Proto::EchoLine => ProtocolKind::EchoLine,
         Proto::EchoFrame => ProtocolKind::EchoFrame,
+        Proto::Http => ProtocolKind::Http,
     };
+    if protocol == ProtocolKind::Http && args.size.is_some() {
+        // Silently ignoring it would let a sweep over sizes measure the same thing N times.
+        bail!(
+            "--size has no meaning for --proto http: every request is `GET /` and every reply `Hello, world!`"
+        );
+    }
     let mut cfg = RunConfig::new(addr, protocol);
     cfg.conns = args.conns;
     cfg.threads = args.threads;
@@ -145,7 +156,7 @@ fn to_config(args: &RunArgs) -> anyhow::Result<RunConfig> {
     };
     cfg.warmup = args.warmup;
     cfg.duration = args.duration;
-    cfg.size = args.size;
+    cfg.size = args.size.unwrap_or(SizeSpec::fixed(64));
     cfg.seed = args.seed;
     cfg.idle_conns = args.idle_conns;
     cfg.timeout = args.timeout;

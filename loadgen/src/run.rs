@@ -17,7 +17,7 @@ use crate::engine::worker::Worker;
 use crate::engine::{Plan, Tally};
 use crate::error::RunError;
 use crate::payload::PayloadPool;
-use crate::proto::{ClientProtocol, EchoFrame, EchoLine};
+use crate::proto::{ClientProtocol, EchoFrame, EchoLine, Http};
 use crate::report::RunReport;
 use crate::sys::{self, CpuTime};
 
@@ -48,6 +48,7 @@ pub fn run(cfg: &RunConfig) -> Result<RunReport, RunError> {
     match cfg.protocol {
         ProtocolKind::EchoLine => run_with(cfg, &EchoLine::new(pool)),
         ProtocolKind::EchoFrame => run_with(cfg, &EchoFrame::new(pool)),
+        ProtocolKind::Http => run_with(cfg, &Http::new(&cfg.addr.to_string())),
     }
 }
 

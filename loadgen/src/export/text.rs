@@ -4,7 +4,7 @@
 use std::fmt::Write;
 
 use super::{grouped, human_ns};
-use crate::config::Pacing;
+use crate::config::{Pacing, ProtocolKind};
 use crate::report::{Percentiles, RunReport};
 
 /// Above this share of its threads' CPU, loadgen warns that it may be the bottleneck.
@@ -18,15 +18,19 @@ pub fn summary(report: &RunReport) -> String {
         Pacing::Closed => format!("closed loop, depth {}", cfg.depth),
         Pacing::Open { rate } => format!("open loop at {} req/s, depth {}", grouped(rate as u64), cfg.depth),
     };
+    // HTTP has no payload size to speak of: say what is sent instead.
+    let size = match cfg.protocol {
+        ProtocolKind::Http => "GET /".to_owned(),
+        _ => cfg.size.to_string(),
+    };
     let _ = writeln!(
         out,
-        "loadgen: {} to {}, {pacing}, {} conns on {} thread(s) (+{} idle), {}, {} warm-up + {} measured",
+        "loadgen: {} to {}, {pacing}, {} conns on {} thread(s) (+{} idle), {size}, {} warm-up + {} measured",
         cfg.protocol,
         cfg.addr,
         cfg.conns,
         cfg.threads,
         cfg.idle_conns,
-        cfg.size,
         humantime::format_duration(cfg.warmup),
         humantime::format_duration(cfg.duration),
     );

@@ -11,9 +11,11 @@
 
 mod echo_frame;
 mod echo_line;
+mod http;
 
 pub use echo_frame::EchoFrame;
 pub use echo_line::EchoLine;
+pub use http::Http;
 
 pub use crate::payload::RequestTag;
 

@@ -1,5 +1,6 @@
-//! Small echo servers for loadgen's tests, written here (not taken from the servers crate) so
-//! that loadgen is tested against code that shares nothing with it or with the lab.
+//! Small echo servers (and a hello-world HTTP one) for loadgen's tests, written here (not taken
+//! from the servers crate) so that loadgen is tested against code that shares nothing with it
+//! or with the lab.
 //!
 //! Each server is a plain thread-per-connection blocking server on `127.0.0.1:0`; the tests read
 //! the bound address. Behaviours model the failures loadgen must report: corrupted replies, a
@@ -16,6 +17,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use loadgen::ProtocolKind;
+
+/// The reply to every request of the `http` test server; corrupting it changes the body.
+pub const HTTP_HELLO: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 13\r\n\r\nHello, world!";
 
 /// How the test server misbehaves, if at all.
 #[derive(Debug, Clone, Copy)]
@@ -80,6 +84,21 @@ fn serve(stream: TcpStream, proto: ProtocolKind, behaviour: Behaviour, stats: &S
                     return Ok(());
                 }
                 0
+            }
+            ProtocolKind::Http => {
+                // A request head: lines up to an empty one (loadgen's GETs carry no body).
+                loop {
+                    let start = message.len();
+                    if reader.read_until(b'\n', &mut message)? == 0 {
+                        return Ok(());
+                    }
+                    if message[start..] == *b"\r\n" {
+                        break;
+                    }
+                }
+                message.clear();
+                message.extend_from_slice(HTTP_HELLO);
+                HTTP_HELLO.len() - b"Hello, world!".len()
             }
             ProtocolKind::EchoFrame => {
                 let mut prefix = [0u8; 4];

@@ -6,6 +6,8 @@
 
 #![allow(dead_code)] // each test binary uses its own share of these helpers
 
+pub mod http;
+
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::mpsc;
@@ -79,8 +81,10 @@ pub fn connect(addr: SocketAddr) -> TcpStream {
 }
 
 /// Frame `payload` as a request of `proto`. For `echo-line` the payload must hold no `\n`.
+/// Only for the echo protocols, whose reply is the request: `http` has [`http`].
 pub fn request(proto: Proto, payload: &[u8]) -> Vec<u8> {
     match proto {
+        Proto::Http => panic!("`http` is not echo-shaped: use support::http"),
         Proto::EchoLine => {
             assert!(!payload.contains(&b'\n'));
             let mut r = payload.to_vec();
@@ -122,8 +126,12 @@ pub fn read_reply(stream: &mut TcpStream, len: usize) -> io::Result<Vec<u8>> {
     Ok(reply)
 }
 
-/// Send one request and check the reply is the same bytes.
+/// Send one request and check the reply is the same bytes. (For `http`, whose replies do not
+/// echo, `payload` is ignored: a `GET /` must get `Hello, world!`.)
 pub fn round_trip(stream: &mut TcpStream, proto: Proto, payload: &[u8]) {
+    if proto == Proto::Http {
+        return http::exchange(stream, http::GET, http::HELLO);
+    }
     let req = request(proto, payload);
     stream.write_all(&req).expect("write request");
     let reply = read_reply(stream, req.len()).expect("read reply");

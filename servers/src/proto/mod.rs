@@ -22,9 +22,16 @@
 //! as a [`Store`] argument, so the model decides how that state is shared and the decoder does not. The two echo
 //! protocols are the two classic answers to TCP being a byte stream with no message boundaries:
 //! a *delimiter* ([`echo_line`]) or a *length header* ([`echo_frame`]).
+//!
+//! [`chat`] is not request/response: a line goes to the *other* members. It still decodes
+//! through the same [`Codec`] (its "response" is the message as the others see it, which the
+//! model routes instead of writing back), and [`outbox`] holds the rule for a member that reads
+//! too slowly to keep up.
 
+pub mod chat;
 pub mod echo_frame;
 pub mod echo_line;
+pub mod outbox;
 
 use std::fmt;
 use std::str::FromStr;
@@ -41,17 +48,20 @@ pub enum Proto {
     EchoLine,
     /// A 4-byte big-endian length, then that many bytes, echoed back with the same header.
     EchoFrame,
+    /// Lines ending in `\n`, each delivered to every *other* member of one room.
+    Chat,
 }
 
 impl Proto {
     /// Every protocol, in the order the documentation lists them.
-    pub const ALL: [Proto; 2] = [Proto::EchoLine, Proto::EchoFrame];
+    pub const ALL: [Proto; 3] = [Proto::EchoLine, Proto::EchoFrame, Proto::Chat];
 
     /// The name used on the command line and in results.
     pub fn name(self) -> &'static str {
         match self {
             Proto::EchoLine => "echo-line",
             Proto::EchoFrame => "echo-frame",
+            Proto::Chat => "chat",
         }
     }
 }
@@ -65,10 +75,10 @@ impl fmt::Display for Proto {
 impl FromStr for Proto {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Proto::ALL
-            .into_iter()
-            .find(|p| p.name() == s)
-            .ok_or_else(|| format!("unknown protocol `{s}` (expected one of: echo-line, echo-frame)"))
+        Proto::ALL.into_iter().find(|p| p.name() == s).ok_or_else(|| {
+            let names: Vec<_> = Proto::ALL.iter().map(|p| p.name()).collect();
+            format!("unknown protocol `{s}` (expected one of: {})", names.join(", "))
+        })
     }
 }
 
@@ -93,6 +103,7 @@ pub enum Decoded {
 pub enum Codec {
     EchoLine(echo_line::EchoLine),
     EchoFrame(echo_frame::EchoFrame),
+    Chat(chat::Chat),
 }
 
 impl Codec {
@@ -101,6 +112,7 @@ impl Codec {
         match proto {
             Proto::EchoLine => Codec::EchoLine(echo_line::EchoLine::new(max_frame)),
             Proto::EchoFrame => Codec::EchoFrame(echo_frame::EchoFrame::new(max_frame)),
+            Proto::Chat => Codec::Chat(chat::Chat::new(max_frame)),
         }
     }
 
@@ -113,6 +125,7 @@ impl Codec {
         match self {
             Codec::EchoLine(c) => c.decode(input, out),
             Codec::EchoFrame(c) => c.decode(input, out),
+            Codec::Chat(c) => c.decode(input, out),
         }
     }
 
@@ -122,6 +135,7 @@ impl Codec {
         match self {
             Codec::EchoLine(c) => c.max_request_len(),
             Codec::EchoFrame(c) => c.max_request_len(),
+            Codec::Chat(c) => c.max_request_len(),
         }
     }
 }

@@ -42,6 +42,8 @@ enum Proto {
     EchoLine,
     /// 4-byte big-endian length then payload, echoed back.
     EchoFrame,
+    /// A group chat: --conns members, every line fanned out to all the others.
+    Chat,
 }
 
 #[derive(clap::Args)]
@@ -134,6 +136,7 @@ fn to_config(args: &RunArgs) -> anyhow::Result<RunConfig> {
     let protocol = match args.proto {
         Proto::EchoLine => ProtocolKind::EchoLine,
         Proto::EchoFrame => ProtocolKind::EchoFrame,
+        Proto::Chat => ProtocolKind::Chat,
     };
     let mut cfg = RunConfig::new(addr, protocol);
     cfg.conns = args.conns;

@@ -237,10 +237,12 @@ impl Reactor {
     fn run(&mut self) -> io::Result<()> {
         let mut events = Events::with_capacity(1024);
         loop {
-            let timeout = if self.read_later.is_empty() {
+            let timeout = if self.read_later.is_empty() && self.chat.dirty.is_empty() {
                 self.next_deadline().map(|d| d.saturating_duration_since(Instant::now()))
             } else {
-                Some(std::time::Duration::ZERO) // connections are waiting for their next turn
+                // Connections are waiting for their next turn, or chat members (welcomed by a
+                // late accept, say) for their output.
+                Some(std::time::Duration::ZERO)
             };
             match self.poll.poll(&mut events, timeout) {
                 Ok(()) => {}

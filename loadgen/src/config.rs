@@ -25,6 +25,8 @@ pub enum ProtocolKind {
     EchoFrame,
     /// Keep-alive `GET / HTTP/1.1`; every reply must be `200` with the body `Hello, world!`.
     Http,
+    /// A group chat: every line a member says reaches every other member (see [`crate::chat`]).
+    Chat,
 }
 
 impl ProtocolKind {
@@ -34,6 +36,7 @@ impl ProtocolKind {
             ProtocolKind::EchoLine => "echo-line",
             ProtocolKind::EchoFrame => "echo-frame",
             ProtocolKind::Http => "http",
+            ProtocolKind::Chat => "chat",
         }
     }
 }
@@ -227,6 +230,39 @@ impl RunConfig {
             if !(rate.is_finite() && rate > 0.0) {
                 return invalid("--rate must be a positive number of requests per second");
             }
+        }
+        if self.protocol == ProtocolKind::Chat {
+            return self.validate_chat();
+        }
+        Ok(())
+    }
+
+    /// What chat mode needs beyond the rest (see [`crate::chat`]).
+    fn validate_chat(&self) -> Result<(), ConfigError> {
+        let invalid = |why: String| Err(ConfigError::Invalid(why));
+        if self.conns < 2 {
+            return invalid("--proto chat needs --conns 2 or more: a room of one hears nothing".into());
+        }
+        if self.threads != 1 {
+            return invalid(
+                "--proto chat runs on one thread (--threads 1), so every latency uses one clock".into(),
+            );
+        }
+        if self.idle_conns > 0 {
+            return invalid(
+                "--idle-conns does not fit --proto chat: an idle member is dropped as too slow".into(),
+            );
+        }
+        if !self.verify {
+            return invalid(
+                "--no-verify does not fit --proto chat: counting deliveries is checking them".into(),
+            );
+        }
+        let header = crate::chat::message::HEADER_LEN;
+        if self.size.min < header {
+            return invalid(format!(
+                "--proto chat needs --size of at least {header} bytes (sender, sequence number, send time)"
+            ));
         }
         Ok(())
     }

@@ -10,6 +10,7 @@
 //! - [`config`]: typed settings ([`RunConfig`]), size and duration parsing; no CLI here.
 //! - [`payload`]: seeded payloads that differ per request and verify in place.
 //! - [`proto`]: the client side of each protocol, behind the [`proto::ClientProtocol`] trait.
+//! - [`chat`]: chat mode, which is not request/response and has its own small driver.
 //! - `connect`: opens all connections before the clock starts.
 //! - [`engine`]: per-thread mio event loops, pacing, timeouts, recording.
 //! - `run`: one measurement end to end; the main thread only watches the clock.
@@ -17,6 +18,7 @@
 //! - [`export`]: the human table, `--json`, `--hgrm`.
 //! - `sys`: file-descriptor limit and CPU time from the OS.
 
+pub mod chat;
 pub mod config;
 mod connect;
 pub mod engine;

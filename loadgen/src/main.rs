@@ -45,6 +45,8 @@ enum Proto {
     /// Keep-alive `GET / HTTP/1.1` (pipelined with --depth above 1); every reply must be 200
     /// with the body `Hello, world!`. Takes no --size.
     Http,
+    /// A group chat: --conns members, every line fanned out to all the others.
+    Chat,
 }
 
 #[derive(clap::Args)]
@@ -139,6 +141,7 @@ fn to_config(args: &RunArgs) -> anyhow::Result<RunConfig> {
         Proto::EchoLine => ProtocolKind::EchoLine,
         Proto::EchoFrame => ProtocolKind::EchoFrame,
         Proto::Http => ProtocolKind::Http,
+        Proto::Chat => ProtocolKind::Chat,
     };
     if protocol == ProtocolKind::Http && args.size.is_some() {
         // Silently ignoring it would let a sweep over sizes measure the same thing N times.

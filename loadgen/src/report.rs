@@ -40,6 +40,13 @@ pub struct Counts {
     /// Open loop: measured-phase requests that were due but never sent because the server
     /// (or loadgen) fell behind. Not an error, a shortfall: see [`RunReport::achieved_fraction`].
     pub unsent: u64,
+    /// Chat: deliveries of measured messages, each one a fan-out latency recorded (not an error).
+    pub deliveries: u64,
+    /// Chat: deliveries that never arrived (a later message from the same sender came first, or
+    /// nothing came within the timeout).
+    pub missing: u64,
+    /// Chat: messages delivered twice to one member, or back to their sender.
+    pub duplicates: u64,
 }
 
 impl Counts {
@@ -57,10 +64,13 @@ impl Counts {
         self.connect_errors += other.connect_errors;
         self.idle_closed += other.idle_closed;
         self.unsent += other.unsent;
+        self.deliveries += other.deliveries;
+        self.missing += other.missing;
+        self.duplicates += other.duplicates;
     }
 
     /// Each error counter with its name in the summary, in a fixed order.
-    pub fn errors(&self) -> [(&'static str, u64); 9] {
+    pub fn errors(&self) -> [(&'static str, u64); 11] {
         [
             ("mismatched replies", self.mismatches),
             ("malformed replies", self.malformed),
@@ -71,6 +81,8 @@ impl Counts {
             ("timeouts", self.timeouts),
             ("connect errors", self.connect_errors),
             ("idle connections closed", self.idle_closed),
+            ("missing deliveries", self.missing),
+            ("duplicate deliveries", self.duplicates),
         ]
     }
 

@@ -42,6 +42,9 @@ pub fn run(cfg: &RunConfig) -> Result<RunReport, RunError> {
     if needed as u64 + SPARE_FDS > limit {
         return Err(RunError::TooManyConnections { needed, limit });
     }
+    if cfg.protocol == ProtocolKind::Chat {
+        return crate::chat::run(cfg);
+    }
     let pool = PayloadPool::new(cfg.size, cfg.seed);
     // Dispatch once, here: the engine is generic over the protocol, so each protocol gets its
     // own monomorphised hot loop and the engine never names a concrete protocol.
@@ -49,6 +52,7 @@ pub fn run(cfg: &RunConfig) -> Result<RunReport, RunError> {
         ProtocolKind::EchoLine => run_with(cfg, &EchoLine::new(pool)),
         ProtocolKind::EchoFrame => run_with(cfg, &EchoFrame::new(pool)),
         ProtocolKind::Http => run_with(cfg, &Http::new(&cfg.addr.to_string())),
+        ProtocolKind::Chat => crate::chat::run(cfg),
     }
 }
 
@@ -131,7 +135,7 @@ fn run_with<P: ClientProtocol>(cfg: &RunConfig, proto: &P) -> Result<RunReport, 
 /// prints a progress line about once a second when asked. Returns the measured phase's CPU
 /// time. Stops early if every worker has finished (all connections lost), so a dead server
 /// does not keep the user waiting for the full duration.
-fn watch(
+pub(crate) fn watch(
     cfg: &RunConfig,
     clock: Clock,
     plan: &Plan,
@@ -190,6 +194,6 @@ fn print_progress(clock: Clock, plan: &Plan, progress: &[AtomicU64]) {
     let _ = err.flush();
 }
 
-fn nanos(d: Duration) -> u64 {
+pub(crate) fn nanos(d: Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }

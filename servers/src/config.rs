@@ -9,6 +9,10 @@ use crate::proto::{DEFAULT_MAX_FRAME, Proto};
 use crate::session::{Knobs, Session};
 use crate::store::{DEFAULT_MAX_KEYS, LocalStore, SharedStore, Store, StoreKind};
 
+/// The default bound on a `chat` member's queue: 256 KiB, a few hundred lines of ordinary chat,
+/// and four maximal lines of the default `--max-frame`.
+pub const DEFAULT_CHAT_QUEUE: usize = 256 * 1024;
+
 /// Which tokio scheduler the `async` model uses.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Runtime {
@@ -65,6 +69,8 @@ pub struct ServerConfig {
     pub store: StoreKind,
     /// The most keys the `kv` store holds; see [`crate::store`] for the memory bound.
     pub max_keys: usize,
+    /// Bytes a `chat` member may fall behind before it is dropped (see [`crate::proto::outbox`]).
+    pub chat_queue: usize,
 }
 
 impl ServerConfig {
@@ -81,6 +87,7 @@ impl ServerConfig {
             grace: Duration::from_secs(5),
             store: StoreKind::default(),
             max_keys: DEFAULT_MAX_KEYS,
+            chat_queue: DEFAULT_CHAT_QUEUE,
         }
     }
 

@@ -3,9 +3,12 @@
 //!
 //! Every model calls [`Session::serve`] and nothing else from the protocol layer, so the only
 //! difference between two servers is how they get bytes in and out, never what they do with them.
+//! (For `chat`, what `serve` produces is routed to the other members instead of written back;
+//! how each model routes it is that model's chat lesson.)
 
 use std::time::{Duration, Instant};
 
+use crate::proto::chat::MemberId;
 use crate::proto::{Codec, Decoded, Proto};
 use crate::store::Store;
 
@@ -93,6 +96,14 @@ impl<S: Store> Session<S> {
                     return served;
                 }
             }
+        }
+    }
+
+    /// Chat only: this connection is member `id`, whose lines `serve` turns into `id: line`
+    /// messages for the others (see [`crate::proto::chat`]). Other protocols ignore it.
+    pub fn speak_as(&mut self, id: MemberId) {
+        if let Codec::Chat(chat) = &mut self.codec {
+            chat.speak_as(id);
         }
     }
 

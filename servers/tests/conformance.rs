@@ -154,6 +154,7 @@ pub fn oversized_request_is_refused(model: Model, proto: Proto) {
             bad.write_all(&[0; 100]).unwrap();
         }
         Proto::Http => unreachable!("http is not echo-shaped: conformance_http.rs has its cases"),
+        Proto::Chat => unreachable!("chat has its own suite: conformance_chat.rs"),
     }
     bad.shutdown(Direction::Write).unwrap();
     let reply = read_to_clean_eof(&mut bad);
@@ -161,6 +162,7 @@ pub fn oversized_request_is_refused(model: Model, proto: Proto) {
         Proto::EchoLine => assert_eq!(reply, b"ERR line longer than 1024 bytes\n"),
         Proto::EchoFrame => assert_eq!(reply, b"", "echo-frame closes without a reply"),
         Proto::Http => unreachable!(),
+        Proto::Chat => unreachable!("chat has its own suite: conformance_chat.rs"),
     }
     let mut good = server.connect();
     round_trip(&mut good, proto, &[b'y'; 1024]);

@@ -14,7 +14,7 @@ use hdrhistogram::Histogram;
 use hdrhistogram::serialization::{Serializer as _, V2Serializer};
 use serde::Serialize;
 
-use crate::config::RunConfig;
+use crate::config::{ProtocolKind, RunConfig};
 use crate::report::{Counts, Percentiles, RunReport};
 
 /// Version of the document layout below.
@@ -37,6 +37,7 @@ struct Document<'a> {
     fell_short: bool,
     cpu: Cpu,
     latency_unit: &'static str,
+    latency_measures: &'static str,
     percentiles: Pair<Option<Percentiles>>,
     histograms: Histograms,
 }
@@ -94,6 +95,12 @@ pub fn to_json(report: &RunReport) -> io::Result<String> {
             share_of_threads: report.cpu_share(),
         },
         latency_unit: "ns",
+        latency_measures: match report.config.protocol {
+            ProtocolKind::Chat => {
+                "fan-out: a message's write to its read by each other member (one value per delivery)"
+            }
+            _ => "a request's write to the last byte of its reply",
+        },
         percentiles: Pair {
             service_time: service.map(Percentiles::of),
             corrected: corrected.map(Percentiles::of),

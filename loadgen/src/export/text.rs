@@ -12,6 +12,9 @@ const BUSY_GENERATOR: f64 = 0.9;
 
 /// Renders the summary table (several lines, ending with a newline).
 pub fn summary(report: &RunReport) -> String {
+    if report.config.protocol == ProtocolKind::Chat {
+        return chat_summary(report);
+    }
     let cfg = &report.config;
     let mut out = String::new();
     let pacing = match cfg.pacing {
@@ -82,10 +85,17 @@ pub fn summary(report: &RunReport) -> String {
         latency_table(&mut out, report);
     }
 
+    cpu_lines(&mut out, report, "request", "give it a CPU of its own, or more --threads on more CPUs");
+    out
+}
+
+/// loadgen's own CPU use, and a warning if it was the busy side.
+fn cpu_lines(out: &mut String, report: &RunReport, per: &str, remedy: &str) {
+    let cfg = &report.config;
     let cpu = report.cpu;
     let per_request = report
         .cpu_per_request()
-        .map(|d| format!("; {} per request", human_ns(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))))
+        .map(|d| format!("; {} per {per}", human_ns(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))))
         .unwrap_or_default();
     let _ = writeln!(
         out,
@@ -98,10 +108,90 @@ pub fn summary(report: &RunReport) -> String {
     if report.cpu_share() > BUSY_GENERATOR {
         let _ = writeln!(
             out,
-            "  warning: loadgen was busy most of the time; it may be what limits these figures \
-             (give it a CPU of its own, or more --threads on more CPUs)"
+            "  warning: loadgen was busy most of the time; it may be what limits these figures ({remedy})"
         );
     }
+}
+
+/// The summary of a chat run: messages instead of requests, deliveries, and fan-out latency.
+fn chat_summary(report: &RunReport) -> String {
+    let cfg = &report.config;
+    let mut out = String::new();
+    let pacing = match cfg.pacing {
+        Pacing::Closed => format!("closed loop, depth {}", cfg.depth),
+        Pacing::Open { rate } => format!("open loop at {} msg/s, depth {}", grouped(rate as u64), cfg.depth),
+    };
+    let _ = writeln!(
+        out,
+        "loadgen: chat to {}, {pacing}, {} members, {} messages, {} warm-up + {} measured",
+        cfg.addr,
+        cfg.conns,
+        cfg.size,
+        humantime::format_duration(cfg.warmup),
+        humantime::format_duration(cfg.duration),
+    );
+    if report.conns_opened < cfg.conns {
+        let _ = writeln!(out, "  opened only {} of {} members", report.conns_opened, cfg.conns);
+    }
+    let c = &report.counts;
+    let _ = writeln!(
+        out,
+        "messages    {} in {:.2} s = {} msg/s, each to {} others: {} deliveries",
+        grouped(c.requests),
+        report.measured().as_secs_f64(),
+        grouped(report.achieved_rate().round() as u64),
+        report.conns_opened.saturating_sub(1),
+        grouped(c.deliveries),
+    );
+    if let (Some(rate), Some(fraction)) = (report.requested_rate(), report.achieved_fraction()) {
+        let verdict = if report.fell_short() { "FELL SHORT of" } else { "kept up with" };
+        let _ = writeln!(
+            out,
+            "rate        {verdict} the requested {} msg/s: {:.1}% achieved, {} due messages never sent",
+            grouped(rate as u64),
+            fraction * 100.0,
+            grouped(c.unsent),
+        );
+    }
+    let errors: Vec<String> = c
+        .errors()
+        .iter()
+        .filter(|(_, n)| *n > 0)
+        .map(|(name, n)| format!("{} {name}", grouped(*n)))
+        .collect();
+    if errors.is_empty() {
+        let _ = writeln!(
+            out,
+            "errors      none (every delivery checked: once, in order, to every other member, intact)"
+        );
+    } else {
+        let _ = writeln!(out, "errors      {}", errors.join(", "));
+    }
+    if let Some(first) = &report.first_error {
+        let _ = writeln!(out, "first error {first}");
+    }
+    if !report.service_time.is_empty() {
+        let service = Percentiles::of(&report.service_time);
+        match &report.corrected {
+            Some(corrected) => {
+                let corrected = Percentiles::of(corrected);
+                let _ = writeln!(out, "fan-out     {:>14} {:>14}", "from due time", "from sending");
+                for ((label, due), (_, sent)) in corrected.rows().iter().zip(service.rows()) {
+                    let _ = writeln!(out, "  {label:<9} {:>14} {:>14}", human_ns(*due), human_ns(sent));
+                }
+            }
+            None => {
+                let _ = writeln!(
+                    out,
+                    "fan-out     a member's write of a message to each other member's read of it"
+                );
+                for (label, value) in service.rows() {
+                    let _ = writeln!(out, "  {label:<9} {:>14}", human_ns(value));
+                }
+            }
+        }
+    }
+    cpu_lines(&mut out, report, "message", "chat mode runs on one thread: give it a CPU of its own");
     out
 }
 

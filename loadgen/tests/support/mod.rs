@@ -111,6 +111,7 @@ fn serve(stream: TcpStream, proto: ProtocolKind, behaviour: Behaviour, stats: &S
                 reader.read_exact(&mut message[4..])?;
                 4
             }
+            ProtocolKind::Chat => unreachable!("chat servers for tests live in tests/chat.rs"),
         };
         if let Behaviour::CloseAfter(limit) = behaviour {
             if sent_here == limit {

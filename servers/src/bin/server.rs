@@ -22,7 +22,8 @@ use signal_hook::iterator::Signals;
 /// Serve one of the lab's protocols with one concurrency model.
 ///
 /// Example: `server --model reactor --proto echo-line --addr 127.0.0.1:7000`, then
-/// `nc 127.0.0.1 7000` and type lines.
+/// `nc 127.0.0.1 7000` and type lines. With `--proto chat`, open two or more `nc`s: every line
+/// one of them types reaches the others, prefixed with its sender's id.
 #[derive(Parser, Debug)]
 #[command(version, about, long_about = None)]
 struct Args {
@@ -63,6 +64,11 @@ struct Args {
     /// Most keys the `kv` store holds; a SET of a new key beyond it gets an error reply.
     #[arg(long, default_value_t = servers::store::DEFAULT_MAX_KEYS as u64, value_parser = clap::value_parser!(u64).range(1..))]
     kv_max_keys: u64,
+    /// `chat`: bytes that may wait for one member before it is dropped as too slow (it gets a
+    /// last `ERR too slow` line, the others `* ID dropped (too slow)`). Kernel socket buffers
+    /// come on top of this.
+    #[arg(long, default_value_t = servers::config::DEFAULT_CHAT_QUEUE as u64, value_parser = clap::value_parser!(u64).range(1..))]
+    chat_queue: u64,
 }
 
 fn main() -> ExitCode {
@@ -84,6 +90,7 @@ fn run(args: Args) -> anyhow::Result<()> {
     config.grace = args.grace;
     config.store = args.store.parse().map_err(anyhow::Error::msg)?;
     config.max_keys = usize::try_from(args.kv_max_keys).context("--kv-max-keys is too large")?;
+    config.chat_queue = usize::try_from(args.chat_queue).context("--chat-queue is too large")?;
     config.knobs =
         Knobs { work: Duration::from_micros(args.work_us), block: Duration::from_micros(args.block_us) };
     if let Some(threads) = args.threads {

@@ -29,6 +29,18 @@
 //!
 //! **What production servers do.** Exactly this, mostly on the multi-thread runtime: hyper,
 //! axum, tonic and most Rust network services are tokio tasks per connection.
+//!
+//! **How it routes chat.** A task per member, and the same locked room as the thread-based
+//! models ([`super::chat_room`]): a sender copies its line into every other member's bounded
+//! mailbox. What the thread-based models need a second thread for, a task does with `select!`:
+//! it waits for its socket to become readable *and* for its mailbox (a `Notify`) at once, so one
+//! task per member both reads and writes, and a wake-up costs a task poll, not a thread switch.
+//! Why not tokio's own channels? `broadcast` keeps one ring for the whole room, bounded in
+//! *messages*, and a receiver that lags is told how many it missed (`RecvError::Lagged`) and
+//! carries on: messages are lost silently instead of the slow member being dropped with a
+//! notice, and the sender receives its own lines. A bounded `mpsc` per member would work, but
+//! its bound counts messages, not bytes; the byte-bounded [`crate::proto::outbox`] keeps the
+//! same limit, and the same drop rule, as every other model.
 
 use std::io::{self, ErrorKind};
 use std::sync::Arc;
@@ -39,12 +51,19 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Notify;
 use tokio::task::JoinSet;
 
+use super::chat_room::{Mailbox, Room};
 use crate::buffer::InputBuffer;
 use crate::config::{Runtime, ServerConfig};
 use crate::net::{AcceptFailure, DELIVERY_WAIT, FdReserve, LINGER_BYTES, LINGER_TIME, Shed, unacknowledged};
+use crate::proto::Proto;
+use crate::proto::chat::{self, MemberId};
+use crate::proto::outbox::State;
 use crate::session::Session;
 use crate::shutdown::{OpenConnections, Shutdown, Tracked};
 use crate::store::SharedStore;
+
+/// The chat room of the `async` model: writers are tasks, woken by a `Notify`.
+type TaskRoom = Room<Notify>;
 
 /// Build the runtime `config.runtime` asks for and serve on it until shutdown.
 pub fn run(listener: std::net::TcpListener, config: &ServerConfig, shutdown: &Shutdown) -> io::Result<()> {
@@ -81,6 +100,7 @@ async fn serve(
     // shared the threaded way; on one thread its locks are never contended (a `LocalSet` with an
     // `Rc` would avoid them, at the price of a second way to spawn).
     let store = config.shared_store();
+    let room = Arc::new(TaskRoom::new(config.chat_queue));
     loop {
         tokio::select! {
             _ = stop.notified() => break,
@@ -88,7 +108,15 @@ async fn serve(
             Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => {
-                    tasks.spawn(serve_connection(conns.track(stream), config.session(Arc::clone(&store))));
+                    let (stream, session) = (conns.track(stream), config.session(Arc::clone(&store)));
+                    match config.proto {
+                        Proto::Chat => {
+                            tasks.spawn(serve_member(stream, Arc::clone(&room), session, config.max_frame));
+                        }
+                        _ => {
+                            tasks.spawn(serve_connection(stream, session));
+                        }
+                    }
                 }
                 Err(e) => match AcceptFailure::of(&e) {
                     AcceptFailure::OneConnection => {}
@@ -150,6 +178,130 @@ async fn serve_connection(
     }
     wait_until_delivered(&mut stream).await;
     Ok(())
+}
+
+/// Why a chat member's task stopped.
+enum Ended {
+    /// It left (end-of-file, or shutdown) or was dropped, and everything queued was written.
+    Done,
+    /// It sent a line over the limit; the error reply was written.
+    TooLong,
+    /// Its connection failed, or it did not read what was queued within `DELIVERY_WAIT`.
+    Failed,
+}
+
+/// Serve one chat member: one task that reads the member's lines and writes what the others
+/// say, waiting for whichever comes first (see the module docs).
+async fn serve_member(
+    mut stream: Tracked<TcpStream>,
+    room: Arc<TaskRoom>,
+    mut session: Session<Arc<SharedStore>>,
+    max_line: usize,
+) -> io::Result<()> {
+    stream.set_nodelay(true)?;
+    let (id, mailbox) = room.join(Notify::new());
+    session.speak_as(id);
+    let ended = chat_until_done(&stream, &room, id, &mailbox, &mut session, max_line).await;
+    // A member that failed may not have left yet (a no-op otherwise).
+    mailbox.close();
+    room.leave(id, !stream.is_draining());
+    match ended {
+        Ended::Done => wait_until_delivered(&mut stream).await,
+        Ended::TooLong => close_after_final_reply(&mut stream).await,
+        Ended::Failed => {}
+    }
+    Ok(())
+}
+
+async fn chat_until_done(
+    stream: &Tracked<TcpStream>,
+    room: &TaskRoom,
+    id: MemberId,
+    mailbox: &Mailbox<Notify>,
+    session: &mut Session<Arc<SharedStore>>,
+    max_line: usize,
+) -> Ended {
+    let mut input = InputBuffer::new(session.max_request_len());
+    let mut said = Vec::new();
+    // Bytes taken out of the mailbox and being written; `batch[written..]` is still to go.
+    let (mut batch, mut written) = (Vec::new(), 0);
+    let mut reading = true;
+    let mut too_long = false;
+    // Once the member has stopped reading, left or been dropped, it has this long to take the rest.
+    let mut deadline: Option<tokio::time::Instant> = None;
+    loop {
+        if written == batch.len() {
+            let mut outbox = mailbox.lock();
+            if !outbox.is_empty() {
+                outbox.take(&mut batch);
+                written = 0;
+            } else if outbox.state() != State::Open {
+                return if too_long { Ended::TooLong } else { Ended::Done };
+            }
+            if (!reading || outbox.state() != State::Open) && deadline.is_none() {
+                deadline = Some(tokio::time::Instant::now() + DELIVERY_WAIT);
+            }
+        }
+        tokio::select! {
+            ready = stream.readable(), if reading => {
+                if ready.is_err() {
+                    return Ended::Failed;
+                }
+                let n = match stream.try_read(input.spare()) {
+                    Ok(n) => n,
+                    Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::Interrupted) => continue,
+                    Err(_) => return Ended::Failed,
+                };
+                if n == 0 {
+                    // The member left, or shutdown stopped our reading.
+                    reading = false;
+                    mailbox.close();
+                    room.leave(id, !stream.is_draining());
+                    continue;
+                }
+                input.filled(n);
+                let served = input.serve(session, &mut said);
+                if !said.is_empty() {
+                    if !room.say(id, &said) {
+                        reading = false; // dropped: the mailbox holds the notice
+                    }
+                    said.clear();
+                }
+                if served.close {
+                    let mut line = Vec::new();
+                    chat::line_too_long(max_line, &mut line);
+                    mailbox.close_with(&line);
+                    room.leave(id, true);
+                    (reading, too_long) = (false, true);
+                } else if stream.is_draining() {
+                    reading = false; // shutdown: what was read is said; read no more
+                    mailbox.close();
+                    room.leave(id, false);
+                }
+            }
+            ready = stream.writable(), if written < batch.len() => {
+                if ready.is_err() {
+                    return Ended::Failed;
+                }
+                match stream.try_write(&batch[written..]) {
+                    Ok(n) => written += n,
+                    Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::Interrupted) => {}
+                    Err(_) => return Ended::Failed,
+                }
+            }
+            // Something new in the mailbox (or it was closed or dropped): look at the top.
+            _ = mailbox.waker().notified(), if written == batch.len() => {}
+            _ = sleep_until(deadline) => return Ended::Failed,
+        }
+    }
+}
+
+/// Sleep until `deadline`, or forever if there is none.
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
 }
 
 /// The peer finished sending, or shutdown stopped our reading: wait until the peer has

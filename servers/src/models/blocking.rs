@@ -23,14 +23,22 @@
 //! its own thread, share a pool of threads, or multiplex many connections on one thread with
 //! readiness events. Iterative servers survive only where one client at a time is the point
 //! (a debugging console, a single-user tool).
+//!
+//! **How it routes chat.** It hardly has to: the room never holds more than one member. The
+//! member gets its welcome and may talk, but nobody hears it; a second member is not even
+//! welcomed until the first leaves, and then it has missed everything. The member is served by
+//! the same two threads as in the other thread-based models ([`super::blocking_chat`]), so a
+//! room of one still works and never hangs. The chat suite asserts exactly this lesson.
 
 use std::io;
 use std::net::TcpListener;
 
 use std::rc::Rc;
 
+use super::blocking_chat::{ThreadRoom, serve_member};
 use super::blocking_io::{run_until_shutdown, serve_connection};
 use crate::config::ServerConfig;
+use crate::proto::Proto;
 use crate::shutdown::{OpenConnections, Shutdown};
 
 /// Serve connections one after another on the calling thread until `shutdown` is triggered.
@@ -38,9 +46,14 @@ pub fn run(listener: TcpListener, config: &ServerConfig, shutdown: &Shutdown) ->
     let conns = OpenConnections::new();
     // One client at a time on this thread: the store needs no lock.
     let store = config.local_store();
+    let room = ThreadRoom::new(config.chat_queue);
     run_until_shutdown(listener, shutdown, &conns, config.grace, |stream| {
         let stream = conns.track(stream);
+        let session = config.session(Rc::clone(&store));
         // An error ends this connection only; the next accept is what matters.
-        let _ = serve_connection(&stream, config.session(Rc::clone(&store)));
+        let _ = match config.proto {
+            Proto::Chat => serve_member(&stream, &room, session, config.max_frame),
+            _ => serve_connection(&stream, session),
+        };
     })
 }

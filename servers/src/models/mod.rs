@@ -11,10 +11,16 @@
 //! Every model has the same entry point, `run(listener, config, shutdown)`: it serves on the
 //! listener until [`Shutdown::trigger`] is called, lets open connections finish within the
 //! grace period, and returns. [`blocking_io`] holds what the three thread-based models share.
+//!
+//! For `chat`, [`chat_room`] is the room of every model whose members run on threads or tasks of
+//! their own, and [`blocking_chat`] serves one member with blocking calls; the `reactor` routes
+//! through its own connection table instead.
 
 pub mod async_tokio;
 pub mod blocking;
+pub mod blocking_chat;
 pub mod blocking_io;
+pub mod chat_room;
 pub mod reactor;
 pub mod thread_per_connection;
 pub mod thread_pool;

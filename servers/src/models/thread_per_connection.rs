@@ -26,14 +26,24 @@
 //! the kernel spreads the threads over every CPU for free. Many production servers were built
 //! this way (classic Apache `worker`, most JDBC-era Java servers), and at modest scale it is
 //! still a sound choice.
+//!
+//! **How it routes chat.** A registry of members behind one lock ([`super::chat_room`]); a
+//! sender copies its line into every other member's bounded mailbox under that lock and never
+//! touches their sockets. Why not write into the other sockets directly? Because a member that
+//! stops reading makes that `write` block, *with the lock held*, and the whole room stops behind
+//! it. A connection thread is blocked in `read`, so it cannot also wait for its mailbox: each
+//! member gets a second thread that does only that and writes ([`super::blocking_chat`]). Two
+//! threads per member, and one wake-up per member for every line said.
 
 use std::io;
 use std::net::TcpListener;
 use std::sync::Arc;
 use std::thread;
 
+use super::blocking_chat::{ThreadRoom, serve_member};
 use super::blocking_io::{run_until_shutdown, serve_connection};
 use crate::config::ServerConfig;
+use crate::proto::Proto;
 use crate::shutdown::{OpenConnections, Shutdown};
 
 /// Serve each connection on a new thread until `shutdown` is triggered.
@@ -42,11 +52,15 @@ pub fn run(listener: TcpListener, config: &ServerConfig, shutdown: &Shutdown) ->
     let mut spawn_failures = 0u64;
     // Every connection thread may touch the store at once: `--store` picks its locks.
     let store = config.shared_store();
+    let room = Arc::new(ThreadRoom::new(config.chat_queue));
     run_until_shutdown(listener, shutdown, &conns, config.grace, |stream| {
         let stream = conns.track(stream);
         let session = config.session(Arc::clone(&store));
-        let spawned =
-            thread::Builder::new().name("conn".into()).spawn(move || serve_connection(&stream, session));
+        let (proto, max_line, room) = (config.proto, config.max_frame, Arc::clone(&room));
+        let spawned = thread::Builder::new().name("conn".into()).spawn(move || match proto {
+            Proto::Chat => serve_member(&stream, &room, session, max_line),
+            _ => serve_connection(&stream, session),
+        });
         // Out of threads (EAGAIN): this client's connection is closed, the next one may fare
         // better once others leave. Say so, but only on powers of two, so a flood of refusals
         // cannot flood the log as well.

@@ -27,6 +27,15 @@
 //! rather than one connection: the connection waits in an event loop while idle, and only a
 //! ready request is handed to a worker (Java's NIO servers, Apache `event`). That split is what
 //! the `reactor` and `async` models are about.
+//!
+//! **How it routes chat.** The same room as `thread-per-connection` ([`super::chat_room`]): a
+//! locked list of members with bounded mailboxes. Delivery is the pool's problem: a worker
+//! spends its life blocked in its member's `read`, so it cannot also write the lines others
+//! send. Each worker therefore starts a writer thread for the member it serves, for as long as
+//! the member stays ([`super::blocking_chat`]): a chat pool runs up to `2 × --threads` threads,
+//! and still serves at most `--threads` members; the rest wait in the queue, unwelcomed. The
+//! alternative that keeps one thread per member is to wait for the socket *and* a wake-up
+//! descriptor at once with `poll(2)`, which is the `reactor` in miniature.
 
 use std::io;
 use std::net::{TcpListener, TcpStream};
@@ -34,8 +43,10 @@ use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::{self, JoinHandle};
 
+use super::blocking_chat::{ThreadRoom, serve_member};
 use super::blocking_io::{run_until_shutdown, serve_connection};
 use crate::config::ServerConfig;
+use crate::proto::Proto;
 use crate::shutdown::{OpenConnections, Shutdown, Tracked};
 use crate::store::SharedStore;
 
@@ -73,12 +84,14 @@ impl Pool {
         let jobs = Arc::new(Mutex::new(jobs));
         // Workers serve their connections in parallel, so the store is shared: `--store` picks its locks.
         let store = config.shared_store();
+        let room = Arc::new(ThreadRoom::new(config.chat_queue));
         let mut workers = Vec::with_capacity(config.threads);
         for i in 0..config.threads.max(1) {
             let (jobs, config, store) = (Arc::clone(&jobs), config.clone(), Arc::clone(&store));
+            let room = Arc::clone(&room);
             let worker = thread::Builder::new()
                 .name(format!("worker-{i}"))
-                .spawn(move || work(&jobs, &config, &store))?;
+                .spawn(move || work(&jobs, &config, &store, &room))?;
             workers.push(worker);
         }
         Ok(Pool { queue: Some(queue), workers })
@@ -94,12 +107,16 @@ impl Pool {
     }
 }
 
-fn work(jobs: &Mutex<Receiver<Job>>, config: &ServerConfig, store: &Arc<SharedStore>) {
+fn work(jobs: &Mutex<Receiver<Job>>, config: &ServerConfig, store: &Arc<SharedStore>, room: &ThreadRoom) {
     loop {
         let job = jobs.lock().unwrap_or_else(PoisonError::into_inner).recv();
         match job {
             Ok(stream) => {
-                let _ = serve_connection(&stream, config.session(Arc::clone(store)));
+                let session = config.session(Arc::clone(store));
+                let _ = match config.proto {
+                    Proto::Chat => serve_member(&stream, room, session, config.max_frame),
+                    _ => serve_connection(&stream, session),
+                };
             }
             Err(_) => return, // queue closed: the server is shutting down
         }

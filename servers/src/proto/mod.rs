@@ -22,10 +22,17 @@
 //! as a [`Store`] argument, so the model decides how that state is shared and the decoder does not. The two echo
 //! protocols are the two classic answers to TCP being a byte stream with no message boundaries:
 //! a *delimiter* ([`echo_line`]) or a *length header* ([`echo_frame`]); [`http`] uses both.
+//!
+//! [`chat`] is not request/response: a line goes to the *other* members. It still decodes
+//! through the same [`Codec`] (its "response" is the message as the others see it, which the
+//! model routes instead of writing back), and [`outbox`] holds the rule for a member that reads
+//! too slowly to keep up.
 
+pub mod chat;
 pub mod echo_frame;
 pub mod echo_line;
 pub mod http;
+pub mod outbox;
 
 use std::fmt;
 use std::str::FromStr;
@@ -44,11 +51,13 @@ pub enum Proto {
     EchoFrame,
     /// HTTP/1.1: `GET /` answers `Hello, world!`.
     Http,
+    /// Lines ending in `\n`, each delivered to every *other* member of one room.
+    Chat,
 }
 
 impl Proto {
     /// Every protocol, in the order the documentation lists them.
-    pub const ALL: [Proto; 3] = [Proto::EchoLine, Proto::EchoFrame, Proto::Http];
+    pub const ALL: [Proto; 4] = [Proto::EchoLine, Proto::EchoFrame, Proto::Http, Proto::Chat];
 
     /// The name used on the command line and in results.
     pub fn name(self) -> &'static str {
@@ -56,6 +65,7 @@ impl Proto {
             Proto::EchoLine => "echo-line",
             Proto::EchoFrame => "echo-frame",
             Proto::Http => "http",
+            Proto::Chat => "chat",
         }
     }
 }
@@ -98,6 +108,7 @@ pub enum Codec {
     EchoLine(echo_line::EchoLine),
     EchoFrame(echo_frame::EchoFrame),
     Http(http::Http),
+    Chat(chat::Chat),
 }
 
 impl Codec {
@@ -107,6 +118,7 @@ impl Codec {
             Proto::EchoLine => Codec::EchoLine(echo_line::EchoLine::new(max_frame)),
             Proto::EchoFrame => Codec::EchoFrame(echo_frame::EchoFrame::new(max_frame)),
             Proto::Http => Codec::Http(http::Http::new(max_frame)),
+            Proto::Chat => Codec::Chat(chat::Chat::new(max_frame)),
         }
     }
 
@@ -120,6 +132,7 @@ impl Codec {
             Codec::EchoLine(c) => c.decode(input, out),
             Codec::EchoFrame(c) => c.decode(input, out),
             Codec::Http(c) => c.decode(input, out),
+            Codec::Chat(c) => c.decode(input, out),
         }
     }
 
@@ -130,6 +143,7 @@ impl Codec {
             Codec::EchoLine(c) => c.max_request_len(),
             Codec::EchoFrame(c) => c.max_request_len(),
             Codec::Http(c) => c.max_request_len(),
+            Codec::Chat(c) => c.max_request_len(),
         }
     }
 }

@@ -96,6 +96,7 @@ pub fn request(proto: Proto, payload: &[u8]) -> Vec<u8> {
             r.extend_from_slice(payload);
             r
         }
+        Proto::Chat => unreachable!("chat is not request/response: its suite is conformance_chat.rs"),
     }
 }
 

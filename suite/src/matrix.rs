@@ -288,7 +288,7 @@ impl Plan {
 }
 
 const MODELS: [&str; 5] = ["blocking", "thread-per-connection", "thread-pool", "reactor", "async"];
-const PROTOS: [&str; 3] = ["echo-line", "echo-frame", "http"];
+const PROTOS: [&str; 4] = ["echo-line", "echo-frame", "http", "chat"];
 const PLOTS: [&str; 4] = ["throughput", "memory", "spectrum", "rate"];
 
 /// Reads a matrix file's text.
@@ -466,9 +466,9 @@ mod tests {
     #[test]
     fn default_matrix_expands_to_every_model_and_experiment() {
         let plan = expand(&parse(DEFAULT_MATRIX).unwrap(), &Overrides::default()).unwrap();
-        // 4 conns + c10k + work + block + frame + 2 http = 10 points per model for 5 models,
-        // plus 6 rates for 3 models.
-        assert_eq!(plan.points.len(), 10 * 5 + 6 * 3);
+        // 4 conns + c10k + work + block + frame + 2 http + 2 chat = 12 points per model for
+        // 5 models, plus 6 rates for 3 models.
+        assert_eq!(plan.points.len(), 12 * 5 + 6 * 3);
         assert!(plan.points.iter().any(|p| p.id == "c10k/blocking/c16+i10000" && p.idle_conns == 10_000));
         let tp = plan.points.iter().find(|p| p.id == "closed-64B/thread-pool/c1000").unwrap();
         assert_eq!(tp.server_args, ["--grace", "2s", "--threads", "128"]);
@@ -476,8 +476,8 @@ mod tests {
         assert_eq!(sweep.pace, PaceSpec::Fraction { base: "closed-64B/async/c128".into(), fraction: 0.75 });
         let work = plan.points.iter().find(|p| p.id == "work-50us/reactor/c64").unwrap();
         assert!(work.server_args.ends_with(&["--work-us".to_owned(), "50".to_owned()]));
-        // The default run must fit its budget: under 35 minutes.
-        assert!(plan.estimate() < Duration::from_secs(35 * 60), "{:?}", plan.estimate());
+        // The default run must fit its budget: under 50 minutes (the suite issue allows an hour).
+        assert!(plan.estimate() < Duration::from_secs(50 * 60), "{:?}", plan.estimate());
     }
 
     #[test]

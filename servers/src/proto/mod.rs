@@ -25,6 +25,7 @@
 
 pub mod echo_frame;
 pub mod echo_line;
+pub mod kv;
 
 use std::fmt;
 use std::str::FromStr;
@@ -41,17 +42,20 @@ pub enum Proto {
     EchoLine,
     /// A 4-byte big-endian length, then that many bytes, echoed back with the same header.
     EchoFrame,
+    /// A key-value store speaking Redis's RESP2 (GET, SET, DEL, EXISTS, INCR, PING).
+    Kv,
 }
 
 impl Proto {
     /// Every protocol, in the order the documentation lists them.
-    pub const ALL: [Proto; 2] = [Proto::EchoLine, Proto::EchoFrame];
+    pub const ALL: [Proto; 3] = [Proto::EchoLine, Proto::EchoFrame, Proto::Kv];
 
     /// The name used on the command line and in results.
     pub fn name(self) -> &'static str {
         match self {
             Proto::EchoLine => "echo-line",
             Proto::EchoFrame => "echo-frame",
+            Proto::Kv => "kv",
         }
     }
 }
@@ -65,10 +69,10 @@ impl fmt::Display for Proto {
 impl FromStr for Proto {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Proto::ALL
-            .into_iter()
-            .find(|p| p.name() == s)
-            .ok_or_else(|| format!("unknown protocol `{s}` (expected one of: echo-line, echo-frame)"))
+        Proto::ALL.into_iter().find(|p| p.name() == s).ok_or_else(|| {
+            let names: Vec<_> = Proto::ALL.iter().map(|p| p.name()).collect();
+            format!("unknown protocol `{s}` (expected one of: {})", names.join(", "))
+        })
     }
 }
 
@@ -93,6 +97,7 @@ pub enum Decoded {
 pub enum Codec {
     EchoLine(echo_line::EchoLine),
     EchoFrame(echo_frame::EchoFrame),
+    Kv(kv::Kv),
 }
 
 impl Codec {
@@ -101,6 +106,7 @@ impl Codec {
         match proto {
             Proto::EchoLine => Codec::EchoLine(echo_line::EchoLine::new(max_frame)),
             Proto::EchoFrame => Codec::EchoFrame(echo_frame::EchoFrame::new(max_frame)),
+            Proto::Kv => Codec::Kv(kv::Kv::new(max_frame)),
         }
     }
 
@@ -109,10 +115,11 @@ impl Codec {
     /// `input` must start where the previous `Request` ended; after `Incomplete` the caller passes
     /// the same bytes again with more appended (decoders may remember how far they looked).
     #[inline]
-    pub fn decode(&mut self, input: &[u8], out: &mut Vec<u8>, _store: &impl Store) -> Decoded {
+    pub fn decode(&mut self, input: &[u8], out: &mut Vec<u8>, store: &impl Store) -> Decoded {
         match self {
             Codec::EchoLine(c) => c.decode(input, out),
             Codec::EchoFrame(c) => c.decode(input, out),
+            Codec::Kv(c) => c.decode(input, out, store),
         }
     }
 
@@ -122,6 +129,7 @@ impl Codec {
         match self {
             Codec::EchoLine(c) => c.max_request_len(),
             Codec::EchoFrame(c) => c.max_request_len(),
+            Codec::Kv(c) => c.max_request_len(),
         }
     }
 }

@@ -231,11 +231,32 @@ impl BoundedMap {
         };
         let next = current.checked_add(1).ok_or(IncrError::Overflow)?;
         // The caller replaces `max_keys` with its own bound: only it knows the store's total.
-        if !self.set(key, next.to_string().as_bytes(), room) {
+        let mut text = [0u8; 20];
+        if !self.set(key, decimal(next, &mut text), room) {
             return Err(IncrError::Full(Full { max_keys: 0 }));
         }
         Ok(next)
     }
+}
+
+/// `n` in decimal, written into `buf` (20 bytes hold `i64::MIN`): the counter of `INCR` and the
+/// lengths of replies are formatted without a `String` on every request.
+pub fn decimal(n: i64, buf: &mut [u8; 20]) -> &[u8] {
+    let mut at = buf.len();
+    let mut rest = n.unsigned_abs();
+    loop {
+        at -= 1;
+        buf[at] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    if n < 0 {
+        at -= 1;
+        buf[at] = b'-';
+    }
+    &buf[at..]
 }
 
 /// Redis accepts only a plain decimal integer: optional `-`, digits, no spaces, no `+`.
@@ -287,6 +308,13 @@ mod tests {
         assert!(store.delete(b"key1"));
         store.set(b"now-there-is-room", b"x").unwrap();
         assert_eq!(store.len(), max_keys);
+    }
+
+    #[test]
+    fn decimal_formats_every_i64() {
+        for n in [0, 7, -7, 10, 4096, -100, i64::MAX, i64::MIN] {
+            assert_eq!(decimal(n, &mut [0; 20]), n.to_string().as_bytes());
+        }
     }
 
     #[test]

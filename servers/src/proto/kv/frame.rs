@@ -103,7 +103,9 @@ impl Framer {
                 Number::Incomplete => return Framed::Incomplete,
                 Number::Invalid => return Framed::Broken(Broken::MultibulkLength),
                 Number::Value(n, _) if n > MAX_ARGS as i64 => return Framed::Broken(Broken::MultibulkLength),
-                Number::Value(n, next) if n <= 0 => return Framed::Whole { frame: Frame::Empty, consumed: next },
+                Number::Value(n, next) if n <= 0 => {
+                    return Framed::Whole { frame: Frame::Empty, consumed: next };
+                }
                 // In 1..=MAX_ARGS, so the cast is exact.
                 Number::Value(n, next) => Resume { argc: n as usize, done: 0, first: next, next },
             },

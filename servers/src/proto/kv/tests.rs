@@ -51,7 +51,10 @@ fn refused(max: usize, stream: &[u8]) -> String {
 #[test]
 fn ping_with_and_without_an_argument() {
     assert_eq!(replies(&[cmd(&[b"PING"]), cmd(&[b"PING", b"hi there"])]), "+PONG\r\n$8\r\nhi there\r\n");
-    assert_eq!(replies(&[cmd(&[b"PING", b"a", b"b"])]), "-ERR wrong number of arguments for 'ping' command\r\n");
+    assert_eq!(
+        replies(&[cmd(&[b"PING", b"a", b"b"])]),
+        "-ERR wrong number of arguments for 'ping' command\r\n"
+    );
 }
 
 #[test]
@@ -90,17 +93,20 @@ fn del_and_exists_count_several_keys() {
 
 #[test]
 fn incr_counts_from_zero_and_refuses_what_is_not_a_counter() {
-    let r = replies_with(64, &[
-        cmd(&[b"INCR", b"n"]),
-        cmd(&[b"INCR", b"n"]),
-        cmd(&[b"GET", b"n"]),
-        cmd(&[b"SET", b"s", b"abc"]),
-        cmd(&[b"INCR", b"s"]),
-        cmd(&[b"SET", b"m", i64::MAX.to_string().as_bytes()]),
-        cmd(&[b"INCR", b"m"]),
-        cmd(&[b"SET", b"neg", b"-2"]),
-        cmd(&[b"INCR", b"neg"]),
-    ]);
+    let r = replies_with(
+        64,
+        &[
+            cmd(&[b"INCR", b"n"]),
+            cmd(&[b"INCR", b"n"]),
+            cmd(&[b"GET", b"n"]),
+            cmd(&[b"SET", b"s", b"abc"]),
+            cmd(&[b"INCR", b"s"]),
+            cmd(&[b"SET", b"m", i64::MAX.to_string().as_bytes()]),
+            cmd(&[b"INCR", b"m"]),
+            cmd(&[b"SET", b"neg", b"-2"]),
+            cmd(&[b"INCR", b"neg"]),
+        ],
+    );
     assert_eq!(
         r,
         ":1\r\n:2\r\n$1\r\n2\r\n+OK\r\n-ERR value is not an integer or out of range\r\n+OK\r\n\
@@ -110,7 +116,8 @@ fn incr_counts_from_zero_and_refuses_what_is_not_a_counter() {
 
 #[test]
 fn command_names_are_case_insensitive() {
-    let r = replies(&[cmd(&[b"sEt", b"K", b"v"]), cmd(&[b"get", b"K"]), cmd(&[b"get", b"k"]), cmd(&[b"pInG"])]);
+    let r =
+        replies(&[cmd(&[b"sEt", b"K", b"v"]), cmd(&[b"get", b"K"]), cmd(&[b"get", b"k"]), cmd(&[b"pInG"])]);
     assert_eq!(r, "+OK\r\n$1\r\nv\r\n$-1\r\n+PONG\r\n", "names are, keys are not");
 }
 
@@ -172,23 +179,29 @@ fn quit_answers_ok_and_ends_the_conversation() {
 
 #[test]
 fn inline_commands_as_typed_into_nc() {
-    let r = replies_with(64, &[
-        b"SET task_01 read-book\r\n".to_vec(),
-        b"get task_01\n".to_vec(),
-        b"  EXISTS \t task_01   nope \r\n".to_vec(),
-        b"PING\n".to_vec(),
-    ]);
+    let r = replies_with(
+        64,
+        &[
+            b"SET task_01 read-book\r\n".to_vec(),
+            b"get task_01\n".to_vec(),
+            b"  EXISTS \t task_01   nope \r\n".to_vec(),
+            b"PING\n".to_vec(),
+        ],
+    );
     assert_eq!(r, "+OK\r\n$9\r\nread-book\r\n:1\r\n+PONG\r\n");
 }
 
 #[test]
 fn inline_quotes_group_words_without_escapes() {
-    let r = replies_with(64, &[
-        b"SET greeting \"hello world\"\n".to_vec(),
-        b"GET 'greeting'\n".to_vec(),
-        b"SET e \"\"\n".to_vec(),
-        b"GET e\n".to_vec(),
-    ]);
+    let r = replies_with(
+        64,
+        &[
+            b"SET greeting \"hello world\"\n".to_vec(),
+            b"GET 'greeting'\n".to_vec(),
+            b"SET e \"\"\n".to_vec(),
+            b"GET e\n".to_vec(),
+        ],
+    );
     assert_eq!(r, "+OK\r\n$11\r\nhello world\r\n+OK\r\n$0\r\n\r\n");
     assert_eq!(refused(MAX, b"SET k \"open\n"), "-ERR Protocol error: unbalanced quotes in request\r\n");
     assert_eq!(refused(MAX, b"SET k \"a\"b\n"), "-ERR Protocol error: unbalanced quotes in request\r\n");

@@ -42,6 +42,8 @@ enum Proto {
     EchoLine,
     /// 4-byte big-endian length then payload, echoed back.
     EchoFrame,
+    /// Redis's RESP2: GET and SET, each connection on keys of its own (see --kv-get-ratio).
+    Kv,
 }
 
 #[derive(clap::Args)]
@@ -93,6 +95,14 @@ struct RunArgs {
     /// what checking costs. Never use for published figures.
     #[arg(long)]
     no_verify: bool,
+    /// kv: share of requests that are GETs, 0 to 1; the rest are SETs of --size values. Each
+    /// connection first SETs each of its keys once, so every GET has a known right answer.
+    #[arg(long, default_value_t = loadgen::config::DEFAULT_KV_GET_RATIO)]
+    kv_get_ratio: f64,
+    /// kv: keys over all connections (at least --conns); each connection owns an equal share,
+    /// so it knows what every GET must return.
+    #[arg(long, default_value_t = loadgen::config::DEFAULT_KV_KEYS)]
+    kv_keys: u64,
 }
 
 fn main() -> ExitCode {
@@ -134,6 +144,7 @@ fn to_config(args: &RunArgs) -> anyhow::Result<RunConfig> {
     let protocol = match args.proto {
         Proto::EchoLine => ProtocolKind::EchoLine,
         Proto::EchoFrame => ProtocolKind::EchoFrame,
+        Proto::Kv => ProtocolKind::Kv,
     };
     let mut cfg = RunConfig::new(addr, protocol);
     cfg.conns = args.conns;
@@ -150,6 +161,8 @@ fn to_config(args: &RunArgs) -> anyhow::Result<RunConfig> {
     cfg.idle_conns = args.idle_conns;
     cfg.timeout = args.timeout;
     cfg.verify = !args.no_verify;
+    cfg.kv_get_ratio = args.kv_get_ratio;
+    cfg.kv_keys = args.kv_keys;
     cfg.progress = std::io::stderr().is_terminal();
     // A script reads stderr instead: tell it when the measured phase starts and ends.
     cfg.phase_markers = !cfg.progress;

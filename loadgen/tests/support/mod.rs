@@ -92,6 +92,7 @@ fn serve(stream: TcpStream, proto: ProtocolKind, behaviour: Behaviour, stats: &S
                 reader.read_exact(&mut message[4..])?;
                 4
             }
+            ProtocolKind::Kv => unreachable!("kv is not an echo: tests/kv.rs has its own server"),
         };
         if let Behaviour::CloseAfter(limit) = behaviour {
             if sent_here == limit {

@@ -21,7 +21,8 @@
 //! A decoder may need state shared between connections (the `kv` protocol's store); it gets it
 //! as a [`Store`] argument, so the model decides how that state is shared and the decoder does not. The two echo
 //! protocols are the two classic answers to TCP being a byte stream with no message boundaries:
-//! a *delimiter* ([`echo_line`]) or a *length header* ([`echo_frame`]).
+//! a *delimiter* ([`echo_line`]) or a *length header* ([`echo_frame`]); [`kv`] is Redis's
+//! protocol, which uses both: length headers for its arguments, lines for its headers.
 
 pub mod echo_frame;
 pub mod echo_line;

@@ -52,7 +52,7 @@ pub enum Frame<'a> {
 
 /// Where a partial RESP request was left: its argument count, how many arguments were
 /// already found whole, and where the first argument and the next one start.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug)]
 struct Resume {
     argc: usize,
     done: usize,
@@ -60,27 +60,45 @@ struct Resume {
     next: usize,
 }
 
+/// [`Resume`] as it is kept between reads: every idle connection of the `reactor` holds a
+/// framer, so its state is packed into 12 bytes (`argc` and `done` are at most [`MAX_ARGS`],
+/// `first` at most a header's length, `next` at most a request's). `argc == 0`: nothing kept.
+#[derive(Clone, Copy, Debug, Default)]
+struct Packed {
+    argc: u16,
+    done: u16,
+    first: u16,
+    next: u32,
+}
+
+/// The largest `max_arg` a framer accepts (the `server` binary's `--max-frame` stops at 2³⁰
+/// too), so that every offset into a request fits in a `u32`.
+pub const MAX_ARG_LIMIT: usize = 1 << 30;
+
 /// Per-connection framing state.
 #[derive(Debug)]
 pub struct Framer {
-    max_arg: usize,
-    max_request: usize,
-    /// `Some` while a RESP request is partly checked.
-    resume: Option<Resume>,
-    /// Inline: bytes of the partial line already searched for `\n`.
-    scanned: usize,
+    max_arg: u32,
+    /// Inline: bytes of the partial line already searched for `\n` (at most `max_arg + 2`).
+    scanned: u32,
+    /// A RESP request partly checked, if `argc > 0`.
+    resume: Packed,
 }
 
 impl Framer {
-    /// A framer for arguments of at most `max_arg` bytes.
+    /// A framer for arguments of at most `max_arg` bytes (capped at [`MAX_ARG_LIMIT`]).
     pub fn new(max_arg: usize) -> Framer {
-        let max_request = max_arg.saturating_mul(2).saturating_add(super::REQUEST_SLACK);
-        Framer { max_arg, max_request, resume: None, scanned: 0 }
+        let max_arg = u32::try_from(max_arg.min(MAX_ARG_LIMIT)).unwrap_or(u32::MAX);
+        Framer { max_arg, scanned: 0, resume: Packed::default() }
+    }
+
+    fn max_arg(&self) -> usize {
+        self.max_arg as usize
     }
 
     /// The longest request accepted, framing included.
     pub fn max_request(&self) -> usize {
-        self.max_request
+        2 * self.max_arg() + super::REQUEST_SLACK
     }
 
     /// Find the request at the start of `input`.
@@ -91,15 +109,21 @@ impl Framer {
             Some(_) => self.inline(input),
         };
         if !matches!(framed, Framed::Incomplete) {
-            (self.resume, self.scanned) = (None, 0);
+            (self.resume, self.scanned) = (Packed::default(), 0);
         }
         framed
     }
 
     fn resp<'a>(&mut self, input: &'a [u8]) -> Framed<'a> {
-        let mut at = match self.resume {
-            Some(resume) => resume,
-            None => match number(input, 0) {
+        let kept = self.resume;
+        let mut at = match kept.argc {
+            1.. => Resume {
+                argc: kept.argc.into(),
+                done: kept.done.into(),
+                first: kept.first.into(),
+                next: kept.next as usize,
+            },
+            0 => match number(input, 0) {
                 Number::Incomplete => return Framed::Incomplete,
                 Number::Invalid => return Framed::Broken(Broken::MultibulkLength),
                 Number::Value(n, _) if n > MAX_ARGS as i64 => return Framed::Broken(Broken::MultibulkLength),
@@ -121,13 +145,13 @@ impl Framer {
                 Number::Incomplete => return self.incomplete(at, input),
                 Number::Invalid => return Framed::Broken(Broken::BulkLength),
                 Number::Value(len, data) => match usize::try_from(len) {
-                    Ok(len) if len <= self.max_arg => (len, data),
+                    Ok(len) if len <= self.max_arg() => (len, data),
                     _ => return Framed::Broken(Broken::BulkLength),
                 },
             };
             // Both terms are bounded (an index into `input`, and at most `max_arg`): no overflow.
             let end = data + len + 2;
-            if end > self.max_request {
+            if end > self.max_request() {
                 return Framed::Broken(Broken::TooLong);
             }
             match input.get(data + len..end) {
@@ -145,27 +169,38 @@ impl Framer {
     /// Remember how far a partial RESP request was checked; a partial request that already
     /// holds more bytes than any request may is refused without waiting for the rest.
     fn incomplete<'a>(&mut self, at: Resume, input: &[u8]) -> Framed<'a> {
-        if input.len() > self.max_request {
+        if input.len() > self.max_request() {
             return Framed::Broken(Broken::TooLong);
         }
-        self.resume = Some(at);
+        // Each field is within its type: see `Packed`. A failed conversion (impossible) only
+        // makes the framer check the request from its start again.
+        self.resume = match (
+            u16::try_from(at.argc),
+            u16::try_from(at.done),
+            u16::try_from(at.first),
+            u32::try_from(at.next),
+        ) {
+            (Ok(argc), Ok(done), Ok(first), Ok(next)) => Packed { argc, done, first, next },
+            _ => Packed::default(),
+        };
         Framed::Incomplete
     }
 
     fn inline<'a>(&mut self, input: &'a [u8]) -> Framed<'a> {
-        let from = self.scanned.min(input.len());
+        let from = (self.scanned as usize).min(input.len());
         let Some(newline) = memchr::memchr(b'\n', &input[from..]).map(|i| from + i) else {
             // A line of max_arg bytes may still be followed by `\r\n`: only a partial line
             // of max_arg + 2 bytes is certainly too long.
-            if input.len() >= self.max_arg + 2 {
+            if input.len() >= self.max_arg() + 2 {
                 return Framed::Broken(Broken::TooBigInline);
             }
-            self.scanned = input.len();
+            // Less than max_arg + 2 <= 2^30 + 2: fits.
+            self.scanned = u32::try_from(input.len()).unwrap_or(0);
             return Framed::Incomplete;
         };
         let line = &input[..newline];
         let line = line.strip_suffix(b"\r").unwrap_or(line);
-        if line.len() > self.max_arg {
+        if line.len() > self.max_arg() {
             return Framed::Broken(Broken::TooBigInline);
         }
         let mut argc = 0;

@@ -415,3 +415,14 @@ proptest! {
         prop_assert_eq!(run(Proto::Kv, MAX, &stream, &cuts), whole(&stream));
     }
 }
+
+#[test]
+fn a_connection_s_codec_stays_as_small_as_the_echo_ones() {
+    // Every idle `reactor` connection holds one: kv's framing state must not make it bigger
+    // than the echo protocols already needed (two words and the variant tag).
+    assert!(
+        std::mem::size_of::<Codec>() <= 3 * std::mem::size_of::<usize>(),
+        "{}",
+        std::mem::size_of::<Codec>()
+    );
+}

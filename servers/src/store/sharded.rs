@@ -44,8 +44,8 @@ impl ShardedStore {
     /// choose colliding keys. Picking the shard needs no such strength (the worst a peer could
     /// do is crowd one shard, which is the single-lock store's normal state), so a seeded
     /// multiply-and-xor over 8 bytes at a time does it, and the top bits of the last product,
-    /// the best mixed ones, pick the shard. A second SipHash cost ~35 ns per operation
-    /// (`benches/store.rs`, one thread): more than the lock it was choosing.
+    /// the best mixed ones, pick the shard. A second SipHash cost 20-27 ns per operation
+    /// (`benches/store.rs`, one thread): several times the lock it was choosing.
     fn shard(&self, key: &[u8]) -> MutexGuard<'_, BoundedMap> {
         self.shards[self.shard_index(key)].lock().unwrap_or_else(PoisonError::into_inner)
     }

@@ -15,24 +15,28 @@
 //! from 1, 2 and 4 threads, every target once per round for 40 rounds, and reports the wall
 //! time per operation *of the whole store* (so parallel work would show as a smaller figure).
 //! Medians on the lab machine (2 vCPUs of an AMD EPYC VM, shared with other work; load
-//! average 2.9 during the run, min-max over rounds in brackets):
+//! average 1.0 during the run, min-max over rounds in brackets):
 //!
 //! | threads | `LocalStore` | `LockedStore` (one mutex) | `ShardedStore` (64) |
 //! | ---: | ---: | ---: | ---: |
-//! | 1 | 46.8 ns (46-82) | 51.1 ns (50-91) | 57.4 ns (57-96) |
-//! | 2 | | 211 ns (143-232) | 75.7 ns (74-96) |
-//! | 4 | | 241 ns (124-278) | 76.1 ns (67-93) |
+//! | 1 | 46.6 ns (46-73) | 51.0 ns (51-84) | 57.5 ns (57-59) |
+//! | 2 | | 202 ns (176-220) | 75.7 ns (72-86) |
+//! | 4 | | 223 ns (100-237) | 75.1 ns (69-97) |
+//!
+//! (A run at load 2.9 gave the same figures within 10%. Criterion right after, in the same
+//! order: 46.3; 50.4, 167, 157; 60.5, 87.1, 43.5.)
 //!
 //! - An uncontended mutex costs about 4 ns (two atomic instructions): for one thread, the
 //!   lock is nearly free, and choosing a shard adds another 6.
 //! - Two threads on one mutex are *four times slower than one thread*: they do not work in
 //!   parallel, they take turns, and every hand-over moves the lock's cache line to the other
-//!   core and often puts a thread to sleep in the kernel (a futex) and wakes it again.
+//!   core and can put a thread to sleep in the kernel (a futex) and wake it again.
 //! - Sharding removes the queue (76 ns at 2 and 4 threads, a third of the single lock's), but
-//!   on this machine it does not make two threads faster than one: every `lock()` *writes* the
-//!   mutex, so a shard last used by the other core must first be fetched from it. Locks on
-//!   read-mostly data still share writes; scaling further takes per-core data or reads that
-//!   take no lock at all.
+//!   on this machine it does not make two threads faster than one. The likely reason: every
+//!   `lock()` *writes* the mutex, so a shard last used by the other core must first be fetched
+//!   from it. (Padding each shard to 128 bytes of its own changed nothing measurable, so it is
+//!   not false sharing between neighbouring shards.) Locks on read-mostly data still share
+//!   writes; scaling further takes per-core data or reads that take no lock at all.
 //!
 //! So `sharded` is the default for the threaded models. Criterion's own runs
 //! (`cargo bench -p servers --bench store`, one target after another) agree in direction but

@@ -23,9 +23,11 @@
 //! `EXISTS key...`, `INCR key`, `QUIT`. `SET`'s options (`EX`, `NX`, ...) are not supported and
 //! get an error reply. An unknown command or a wrong number of arguments gets Redis's error
 //! (`-ERR unknown command 'x', with args beginning with: ...`, `-ERR wrong number of arguments
-//! for 'get' command`) and the connection stays usable. `redis-cli` and `redis-benchmark` ask
-//! for `COMMAND DOCS` and `CONFIG GET` when they start; both accept the unknown-command error
-//! and carry on (checked by `scripts/clients/kv.sh` with the real tools).
+//! for 'get' command`) and the connection stays usable. That is also all the tools need for
+//! what they ask when they start: an interactive `redis-cli` (7.0) sends `COMMAND DOCS` and
+//! falls back to its built-in help on the error; `redis-benchmark` sends `CONFIG GET save` and
+//! `CONFIG GET appendonly`, prints `WARNING: Could not fetch server CONFIG` and carries on
+//! (`scripts/clients/kv.sh` runs both tools against every model).
 //!
 //! **Limits: what a peer can make a server hold.** A request is decoded only once it is whole,
 //! so everything it can cost is bounded before it is answered:

@@ -24,8 +24,8 @@
 //! get an error reply. An unknown command or a wrong number of arguments gets Redis's error
 //! (`-ERR unknown command 'x', with args beginning with: ...`, `-ERR wrong number of arguments
 //! for 'get' command`) and the connection stays usable. That is also all the tools need for
-//! what they ask when they start: an interactive `redis-cli` (7.0) sends `COMMAND DOCS` and
-//! falls back to its built-in help on the error; `redis-benchmark` sends `CONFIG GET save` and
+//! what they ask when they start: an interactive `redis-cli` (7.0) sends `COMMAND DOCS`, then
+//! `COMMAND`, and on the errors falls back to its built-in help and goes on; `redis-benchmark` sends `CONFIG GET save` and
 //! `CONFIG GET appendonly`, prints `WARNING: Could not fetch server CONFIG` and carries on
 //! (`scripts/clients/kv.sh` runs both tools against every model).
 //!

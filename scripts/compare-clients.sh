@@ -111,3 +111,41 @@ if [[ $only == *http* ]]; then
     row "wrk -t1 (checks nothing)" "$work/wrk"
     row "loadgen --proto http (checks every reply)" "$work/lg-http"
 fi
+
+if [[ $only == *kv* ]]; then
+    # redis-benchmark runs SET, then GET, each over random keys out of 100,000 with 64 B values;
+    # loadgen runs all-SET, then all-GET, over the same key space, every reply checked. (Its GETs
+    # find the values its own SETs wrote: each connection owns its keys, so it knows the answer.)
+    : >"$work/rb-set" ; : >"$work/rb-get" ; : >"$work/lg-set" ; : >"$work/lg-get"
+    n=$((20000 * secs * conns / 50))
+    for _ in $(seq "$reps"); do
+        start_server kv
+        taskset -c 1 redis-benchmark -h "${addr%:*}" -p "${addr##*:}" -c "$conns" -n "$n" -r 100000 -d 64 \
+            -t set,get --csv >"$work/rb.csv" 2>"$work/rb.err" || { cat "$work/rb.err" >&2; exit 1; }
+        # CSV: "test","rps","avg_latency_ms","min_latency_ms","p50_latency_ms","p95_latency_ms","p99_latency_ms","max_latency_ms"
+        python3 - "$work/rb.csv" "$work/rb-set" "$work/rb-get" <<'PY'
+import csv, sys
+rows = {r[0]: r for r in csv.reader(open(sys.argv[1])) if r and r[0] in ("SET", "GET")}
+for test, path in (("SET", sys.argv[2]), ("GET", sys.argv[3])):
+    r = rows[test]
+    with open(path, "a") as f:
+        f.write(f"{float(r[1]):.0f} {float(r[4]) * 1000:.1f} {float(r[6]) * 1000:.1f}\n")
+PY
+        stop_server
+        for mix in set get; do
+            ratio=0
+            [[ $mix == get ]] && ratio=1
+            start_server kv
+            # The GET run's warm-up fills the keys it reads (its first GETs find nil, as expected).
+            loadgen_run "$work/lg-$mix" --proto kv --size 64 --kv-keys 100000 --kv-get-ratio "$ratio"
+            stop_server
+        done
+    done
+    echo
+    echo "| kv, 64 B values, 100,000 keys | req/s | p50 | p99 |"
+    echo "| --- | ---: | ---: | ---: |"
+    row "redis-benchmark SET (checks nothing)" "$work/rb-set"
+    row "loadgen --proto kv, all SET (checks every reply)" "$work/lg-set"
+    row "redis-benchmark GET (checks nothing)" "$work/rb-get"
+    row "loadgen --proto kv, all GET (checks every reply)" "$work/lg-get"
+fi

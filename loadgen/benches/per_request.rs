@@ -21,6 +21,7 @@ fn per_request<P: ClientProtocol>(c: &mut Criterion, name: &str, proto: P) {
     let mut group = c.benchmark_group(name);
     group.throughput(Throughput::Elements(1));
     let mut seq = 0u64;
+    let mut state = proto.conn_state(0);
     // `verify = false` is what `--no-verify` does: framing only, nothing compared or recorded.
     // The difference between the two lines is the price of checking every reply.
     for (label, verify) in [("schedule+encode+verify+record", true), ("schedule+encode, no verify", false)] {
@@ -32,7 +33,7 @@ fn per_request<P: ClientProtocol>(c: &mut Criterion, name: &str, proto: P) {
                 wire.clear();
                 proto.encode(tag, &mut wire);
                 // A correct echo server returns exactly the request bytes.
-                match proto.decode(black_box(&wire), tag, verify) {
+                match proto.decode(&mut state, black_box(&wire), tag, verify) {
                     Decoded::Complete { matches, .. } => {
                         tally.record(true, due, due + 10_000, due + 25_000 + (seq & 0xfff), matches, verify)
                     }

@@ -15,6 +15,16 @@ use serde::Serialize;
 /// The largest payload the lab's servers accept by default, for both echo protocols.
 pub const MAX_PAYLOAD: usize = 65_536;
 
+/// `kv`: the default share of requests that are `GET`s. Caches are read far more than
+/// written; 0.9 is between redis-benchmark's even split and YCSB's read-mostly workload B (0.95).
+pub const DEFAULT_KV_GET_RATIO: f64 = 0.9;
+
+/// `kv`: the default number of keys over all connections.
+pub const DEFAULT_KV_KEYS: u64 = 10_000;
+
+/// `kv`: the most keys a run may use; loadgen remembers 8 bytes per key.
+pub const MAX_KV_KEYS: u64 = 10_000_000;
+
 /// Which wire protocol to speak; each one has a client side in [`crate::proto`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -27,6 +37,8 @@ pub enum ProtocolKind {
     Http,
     /// A group chat: every line a member says reaches every other member (see [`crate::chat`]).
     Chat,
+    /// Redis's RESP2: `GET` and `SET` of keys each connection owns, every reply checked.
+    Kv,
 }
 
 impl ProtocolKind {
@@ -37,6 +49,7 @@ impl ProtocolKind {
             ProtocolKind::EchoFrame => "echo-frame",
             ProtocolKind::Http => "http",
             ProtocolKind::Chat => "chat",
+            ProtocolKind::Kv => "kv",
         }
     }
 }
@@ -166,6 +179,10 @@ pub struct RunConfig {
     pub timeout: Duration,
     /// Check every response byte for byte and record latencies; off only to calibrate the cost.
     pub verify: bool,
+    /// `kv`: the share of requests that are `GET`s (the rest are `SET`s), from 0 to 1.
+    pub kv_get_ratio: f64,
+    /// `kv`: keys over all connections; each connection owns `kv_keys / conns` of them.
+    pub kv_keys: u64,
     /// Print a progress line on stderr once a second.
     #[serde(skip)]
     pub progress: bool,
@@ -197,6 +214,8 @@ impl RunConfig {
             idle_conns: 0,
             timeout: Duration::from_secs(5),
             verify: true,
+            kv_get_ratio: DEFAULT_KV_GET_RATIO,
+            kv_keys: DEFAULT_KV_KEYS,
             progress: false,
             phase_markers: false,
         }
@@ -229,6 +248,17 @@ impl RunConfig {
         if let Pacing::Open { rate } = self.pacing {
             if !(rate.is_finite() && rate > 0.0) {
                 return invalid("--rate must be a positive number of requests per second");
+            }
+        }
+        if self.protocol == ProtocolKind::Kv {
+            if !(0.0..=1.0).contains(&self.kv_get_ratio) {
+                return invalid("--kv-get-ratio must lie between 0 and 1");
+            }
+            if self.kv_keys < self.conns as u64 {
+                return invalid("--kv-keys must be at least --conns: each connection owns keys of its own");
+            }
+            if self.kv_keys > MAX_KV_KEYS {
+                return invalid("--kv-keys must be at most 10000000");
             }
         }
         if self.protocol == ProtocolKind::Chat {

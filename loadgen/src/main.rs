@@ -47,6 +47,8 @@ enum Proto {
     Http,
     /// A group chat: --conns members, every line fanned out to all the others.
     Chat,
+    /// Redis's RESP2: GET and SET, each connection on keys of its own (see --kv-get-ratio).
+    Kv,
 }
 
 #[derive(clap::Args)]
@@ -99,6 +101,14 @@ struct RunArgs {
     /// what checking costs. Never use for published figures.
     #[arg(long)]
     no_verify: bool,
+    /// kv: share of requests that are GETs, 0 to 1; the rest are SETs of --size values. Each
+    /// connection first SETs each of its keys once, so every GET has a known right answer.
+    #[arg(long, default_value_t = loadgen::config::DEFAULT_KV_GET_RATIO)]
+    kv_get_ratio: f64,
+    /// kv: keys over all connections (at least --conns); each connection owns an equal share,
+    /// so it knows what every GET must return.
+    #[arg(long, default_value_t = loadgen::config::DEFAULT_KV_KEYS)]
+    kv_keys: u64,
 }
 
 fn main() -> ExitCode {
@@ -142,6 +152,7 @@ fn to_config(args: &RunArgs) -> anyhow::Result<RunConfig> {
         Proto::EchoFrame => ProtocolKind::EchoFrame,
         Proto::Http => ProtocolKind::Http,
         Proto::Chat => ProtocolKind::Chat,
+        Proto::Kv => ProtocolKind::Kv,
     };
     if protocol == ProtocolKind::Http && args.size.is_some() {
         // Silently ignoring it would let a sweep over sizes measure the same thing N times.
@@ -164,6 +175,8 @@ fn to_config(args: &RunArgs) -> anyhow::Result<RunConfig> {
     cfg.idle_conns = args.idle_conns;
     cfg.timeout = args.timeout;
     cfg.verify = !args.no_verify;
+    cfg.kv_get_ratio = args.kv_get_ratio;
+    cfg.kv_keys = args.kv_keys;
     cfg.progress = std::io::stderr().is_terminal();
     // A script reads stderr instead: tell it when the measured phase starts and ends.
     cfg.phase_markers = !cfg.progress;

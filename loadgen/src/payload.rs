@@ -95,7 +95,7 @@ fn header(seq: u64) -> [u8; HEADER_LEN] {
 }
 
 /// SplitMix64's finaliser: a cheap, well-spread hash of a counter.
-fn mix(mut x: u64) -> u64 {
+pub(crate) fn mix(mut x: u64) -> u64 {
     x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
     x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);

@@ -17,7 +17,7 @@ use crate::engine::worker::Worker;
 use crate::engine::{Plan, Tally};
 use crate::error::RunError;
 use crate::payload::PayloadPool;
-use crate::proto::{ClientProtocol, EchoFrame, EchoLine, Http};
+use crate::proto::{ClientProtocol, EchoFrame, EchoLine, Http, Kv};
 use crate::report::RunReport;
 use crate::sys::{self, CpuTime};
 
@@ -53,6 +53,7 @@ pub fn run(cfg: &RunConfig) -> Result<RunReport, RunError> {
         ProtocolKind::EchoFrame => run_with(cfg, &EchoFrame::new(pool)),
         ProtocolKind::Http => run_with(cfg, &Http::new(&cfg.addr.to_string())),
         ProtocolKind::Chat => crate::chat::run(cfg),
+        ProtocolKind::Kv => run_with(cfg, &Kv::new(pool, cfg.kv_keys, cfg.conns as u64, cfg.kv_get_ratio)),
     }
 }
 
@@ -82,7 +83,9 @@ fn run_with<P: ClientProtocol>(cfg: &RunConfig, proto: &P) -> Result<RunReport, 
     for (i, conn) in working.into_iter().enumerate() {
         shards[i % threads].push(conn);
     }
-    let max_request = cfg.size.max + 8;
+    // A hint for the first size of each send buffer: the payload plus the largest framing
+    // (a kv SET's command and key).
+    let max_request = cfg.size.max + 64;
     let progress: Vec<AtomicU64> = (0..threads).map(|_| AtomicU64::new(0)).collect();
 
     let (tallies, cpu) = std::thread::scope(|scope| {

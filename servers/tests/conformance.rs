@@ -155,6 +155,7 @@ pub fn oversized_request_is_refused(model: Model, proto: Proto) {
         }
         Proto::Http => unreachable!("http is not echo-shaped: conformance_http.rs has its cases"),
         Proto::Chat => unreachable!("chat has its own suite: conformance_chat.rs"),
+        Proto::Kv => unreachable!("kv's oversized requests are in conformance_kv.rs"),
     }
     bad.shutdown(Direction::Write).unwrap();
     let reply = read_to_clean_eof(&mut bad);
@@ -163,6 +164,7 @@ pub fn oversized_request_is_refused(model: Model, proto: Proto) {
         Proto::EchoFrame => assert_eq!(reply, b"", "echo-frame closes without a reply"),
         Proto::Http => unreachable!(),
         Proto::Chat => unreachable!("chat has its own suite: conformance_chat.rs"),
+        Proto::Kv => unreachable!(),
     }
     let mut good = server.connect();
     round_trip(&mut good, proto, &[b'y'; 1024]);
@@ -266,7 +268,7 @@ pub fn graceful_shutdown_finishes_in_flight_requests(model: Model, proto: Proto)
 /// the single-threaded `reactor` finishes a batch it has read before it looks at the clock.)
 #[test]
 fn without_a_grace_period_in_flight_requests_are_cut() {
-    for proto in [Proto::EchoLine, Proto::EchoFrame] {
+    for proto in ECHO_PROTOCOLS {
         let (sent, replies) =
             shutdown_with_requests_in_flight(Model::ThreadPerConnection, proto, Duration::ZERO);
         assert!(

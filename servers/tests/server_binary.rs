@@ -78,8 +78,8 @@ impl Process {
 #[test]
 fn every_model_prints_its_address_echoes_and_exits_0_on_sigterm() {
     for model in Model::ALL {
-        // Chat is not request/response: `chat_binary.rs` covers it.
-        for proto in Proto::ALL.into_iter().filter(|p| *p != Proto::Chat) {
+        // Chat is not request/response (`chat_binary.rs` covers it); kv replies are not echoes.
+        for proto in Proto::ALL.into_iter().filter(|p| !matches!(p, Proto::Chat | Proto::Kv)) {
             let (mut server, addr) = Process::start(&["--model", model.name(), "--proto", proto.name()]);
             let mut client = connect(addr);
             round_trip(&mut client, proto, b"hello from a script");

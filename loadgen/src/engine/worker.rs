@@ -35,7 +35,7 @@ const TIMER: Token = Token(usize::MAX);
 const SWEEP_EVERY_NS: u64 = 50_000_000;
 
 /// One worker thread's whole state.
-pub struct Worker<'a, P> {
+pub struct Worker<'a, P: ClientProtocol> {
     proto: &'a P,
     plan: Plan,
     clock: Clock,
@@ -44,6 +44,9 @@ pub struct Worker<'a, P> {
     /// When the timer is set to fire, so an unchanged deadline costs no syscall.
     timer_deadline: Option<u64>,
     conns: Vec<Conn>,
+    /// What the protocol remembers per connection, beside `conns` (same index); `()` for the
+    /// echo protocols.
+    states: Vec<P::ConnState>,
     /// Open loop: `(due time, connection index)` of connections waiting for their next slot.
     due: BinaryHeap<Reverse<(u64, usize)>>,
     /// Requests written and not yet answered, over all of this thread's connections.
@@ -68,11 +71,13 @@ impl<'a, P: ClientProtocol> Worker<'a, P> {
         let poll = Poll::new()?;
         let timer = Timer::new(poll.registry(), TIMER)?;
         let mut conns = Vec::with_capacity(sockets.len());
+        let mut states = Vec::with_capacity(sockets.len());
         for (index, (id, socket)) in sockets.into_iter().enumerate() {
             socket.set_nonblocking(true)?;
             let mut stream = mio::net::TcpStream::from_std(socket);
             poll.registry().register(&mut stream, Token(index), Interest::READABLE)?;
             conns.push(Conn::new(stream, id, plan.depth, max_request, proto.max_response_len()));
+            states.push(proto.conn_state(id));
         }
         let live = conns.len();
         Ok(Worker {
@@ -84,6 +89,7 @@ impl<'a, P: ClientProtocol> Worker<'a, P> {
             timer_deadline: None,
             due: BinaryHeap::with_capacity(live),
             conns,
+            states,
             outstanding: 0,
             live,
             tally: Tally::new(plan.timetable.is_some()),
@@ -269,11 +275,12 @@ impl<'a, P: ClientProtocol> Worker<'a, P> {
     fn consume_replies(&mut self, index: usize, now: u64) -> Result<(), Failure> {
         let verify = self.plan.verify;
         let conn = &mut self.conns[index];
+        let state = &mut self.states[index];
         while !conn.unparsed().is_empty() {
             let Some(&request) = conn.in_flight.front() else {
                 return Err(Failure::Malformed("the server sent bytes nobody asked for"));
             };
-            match self.proto.decode(conn.unparsed(), request.tag, verify) {
+            match self.proto.decode(state, conn.unparsed(), request.tag, verify) {
                 Decoded::Incomplete => break,
                 Decoded::Complete { len, matches } => {
                     conn.consume(len);

@@ -44,6 +44,17 @@ pub fn summary(report: &RunReport) -> String {
             report.conns_opened, cfg.conns, report.idle_opened, cfg.idle_conns
         );
     }
+    if cfg.protocol == crate::config::ProtocolKind::Kv {
+        let _ = writeln!(
+            out,
+            "  kv: {:.0}% GET, {:.0}% SET of {} values, over {} keys ({} per connection)",
+            cfg.kv_get_ratio * 100.0,
+            (1.0 - cfg.kv_get_ratio) * 100.0,
+            cfg.size,
+            grouped(cfg.kv_keys),
+            grouped(cfg.kv_keys / cfg.conns.max(1) as u64),
+        );
+    }
     if !cfg.verify {
         let _ = writeln!(out, "  --no-verify: replies counted only, not checked, latencies not recorded");
     }

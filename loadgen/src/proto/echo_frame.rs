@@ -22,6 +22,10 @@ impl EchoFrame {
 }
 
 impl ClientProtocol for EchoFrame {
+    type ConnState = ();
+
+    fn conn_state(&self, _conn_id: u64) {}
+
     fn tag(&self, seq: u64) -> RequestTag {
         self.pool.tag(seq)
     }
@@ -31,7 +35,7 @@ impl ClientProtocol for EchoFrame {
         self.pool.write_payload(tag, out);
     }
 
-    fn decode(&self, input: &[u8], tag: RequestTag, verify: bool) -> Decoded {
+    fn decode(&self, _: &mut (), input: &[u8], tag: RequestTag, verify: bool) -> Decoded {
         let Some(prefix) = input.first_chunk::<PREFIX>() else {
             return Decoded::Incomplete;
         };
@@ -71,10 +75,13 @@ mod tests {
         p.encode(tag, &mut wire);
         assert_eq!(&wire[..4], &tag.len.to_be_bytes());
         for cut in 0..wire.len() {
-            assert_eq!(p.decode(&wire[..cut], tag, true), Decoded::Incomplete);
+            assert_eq!(p.decode(&mut (), &wire[..cut], tag, true), Decoded::Incomplete);
         }
         wire.extend_from_slice(&[0, 0, 0, 1, b'x']);
-        assert_eq!(p.decode(&wire, tag, true), Decoded::Complete { len: wire.len() - 5, matches: true });
+        assert_eq!(
+            p.decode(&mut (), &wire, tag, true),
+            Decoded::Complete { len: wire.len() - 5, matches: true }
+        );
     }
 
     #[test]
@@ -85,11 +92,11 @@ mod tests {
         p.encode(tag, &mut wire);
         let last = wire.len() - 1;
         wire[last] ^= 0x20;
-        assert!(matches!(p.decode(&wire, tag, true), Decoded::Complete { matches: false, .. }));
+        assert!(matches!(p.decode(&mut (), &wire, tag, true), Decoded::Complete { matches: false, .. }));
         assert!(matches!(
-            p.decode(&[0, 0, 0, 2, b'h', b'i'], tag, true),
+            p.decode(&mut (), &[0, 0, 0, 2, b'h', b'i'], tag, true),
             Decoded::Complete { len: 6, matches: false }
         ));
-        assert!(matches!(p.decode(&[0xff, 0, 0, 0], tag, true), Decoded::Malformed(_)));
+        assert!(matches!(p.decode(&mut (), &[0xff, 0, 0, 0], tag, true), Decoded::Malformed(_)));
     }
 }

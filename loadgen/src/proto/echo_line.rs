@@ -17,6 +17,10 @@ impl EchoLine {
 }
 
 impl ClientProtocol for EchoLine {
+    type ConnState = ();
+
+    fn conn_state(&self, _conn_id: u64) {}
+
     fn tag(&self, seq: u64) -> RequestTag {
         self.pool.tag(seq)
     }
@@ -26,7 +30,7 @@ impl ClientProtocol for EchoLine {
         out.push(b'\n');
     }
 
-    fn decode(&self, input: &[u8], tag: RequestTag, verify: bool) -> Decoded {
+    fn decode(&self, _: &mut (), input: &[u8], tag: RequestTag, verify: bool) -> Decoded {
         let expected = tag.len as usize;
         // Only look as far as the expected line could reach: a reply longer than the request
         // is wrong whatever follows, and a bounded search keeps a bad server from making us
@@ -64,13 +68,13 @@ mod tests {
         let mut wire = Vec::new();
         p.encode(tag, &mut wire);
         for cut in 0..wire.len() {
-            assert_eq!(p.decode(&wire[..cut], tag, true), Decoded::Incomplete);
+            assert_eq!(p.decode(&mut (), &wire[..cut], tag, true), Decoded::Incomplete);
         }
         let whole = Decoded::Complete { len: wire.len(), matches: true };
-        assert_eq!(p.decode(&wire, tag, true), whole);
+        assert_eq!(p.decode(&mut (), &wire, tag, true), whole);
         // Coalesced with the next reply: only the first line is consumed.
         wire.extend_from_slice(b"next\n");
-        assert_eq!(p.decode(&wire, tag, true), whole);
+        assert_eq!(p.decode(&mut (), &wire, tag, true), whole);
     }
 
     #[test]
@@ -80,9 +84,12 @@ mod tests {
         let mut wire = Vec::new();
         p.encode(tag, &mut wire);
         wire[3] = wire[3].wrapping_add(1);
-        assert!(matches!(p.decode(&wire, tag, true), Decoded::Complete { matches: false, .. }));
-        assert!(matches!(p.decode(&wire, tag, false), Decoded::Complete { matches: true, .. }));
-        assert!(matches!(p.decode(b"short\n", tag, true), Decoded::Complete { len: 6, matches: false }));
-        assert!(matches!(p.decode(&[b'x'; 30], tag, true), Decoded::Malformed(_)));
+        assert!(matches!(p.decode(&mut (), &wire, tag, true), Decoded::Complete { matches: false, .. }));
+        assert!(matches!(p.decode(&mut (), &wire, tag, false), Decoded::Complete { matches: true, .. }));
+        assert!(matches!(
+            p.decode(&mut (), b"short\n", tag, true),
+            Decoded::Complete { len: 6, matches: false }
+        ));
+        assert!(matches!(p.decode(&mut (), &[b'x'; 30], tag, true), Decoded::Malformed(_)));
     }
 }

@@ -44,6 +44,10 @@ impl Http {
 }
 
 impl ClientProtocol for Http {
+    type ConnState = ();
+
+    fn conn_state(&self, _conn_id: u64) {}
+
     fn tag(&self, seq: u64) -> RequestTag {
         RequestTag { seq, len: 0 }
     }
@@ -52,7 +56,7 @@ impl ClientProtocol for Http {
         out.extend_from_slice(&self.request);
     }
 
-    fn decode(&self, input: &[u8], _tag: RequestTag, verify: bool) -> Decoded {
+    fn decode(&self, _: &mut (), input: &[u8], _tag: RequestTag, verify: bool) -> Decoded {
         // Only the first MAX_HEAD bytes can hold a valid head: never search further.
         let window = &input[..input.len().min(MAX_HEAD)];
         let Some(blank) = memchr::memmem::find(window, b"\r\n\r\n") else {
@@ -144,7 +148,7 @@ mod tests {
         b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 13\r\n\r\nHello, world!";
 
     fn decode(input: &[u8]) -> Decoded {
-        Http::new("lab:80").decode(input, RequestTag { seq: 0, len: 0 }, true)
+        Http::new("lab:80").decode(&mut (), input, RequestTag { seq: 0, len: 0 }, true)
     }
 
     #[test]
@@ -185,7 +189,7 @@ mod tests {
         assert_eq!(decode(empty), Decoded::Complete { len: empty.len(), matches: false });
         // Without verification only the framing counts.
         let http = Http::new("lab");
-        let unchecked = http.decode(not_found, http.tag(0), false);
+        let unchecked = http.decode(&mut (), not_found, http.tag(0), false);
         assert_eq!(unchecked, Decoded::Complete { len: not_found.len(), matches: true });
     }
 

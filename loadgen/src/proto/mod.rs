@@ -12,10 +12,12 @@
 mod echo_frame;
 mod echo_line;
 mod http;
+mod kv;
 
 pub use echo_frame::EchoFrame;
 pub use echo_line::EchoLine;
 pub use http::Http;
+pub use kv::{Kv, KvConn};
 
 pub use crate::payload::RequestTag;
 
@@ -41,7 +43,21 @@ pub enum Decoded {
 ///
 /// Implementations must not allocate per request: encode by appending to the caller's buffer,
 /// decode by looking at the caller's buffer in place.
+///
+/// A request is a pure function of its sequence number (`tag`, `encode` take `&self`), so the
+/// engine can build requests without asking anyone. What a *reply* should be may depend on
+/// what the connection did before: the `kv` protocol expects a `GET` to return the value its
+/// connection last `SET` there. Such a protocol keeps that memory in [`Self::ConnState`], one
+/// per connection, owned by the engine and handed to `decode` in reply order. The echo
+/// protocols need none and use `()`, which costs nothing.
 pub trait ClientProtocol: Send + Sync {
+    /// What the protocol remembers about one connection between replies.
+    type ConnState: Send;
+
+    /// A fresh state for connection `conn_id` (run-wide, as in its sequence numbers), made
+    /// once when the connection is set up, never per request.
+    fn conn_state(&self, conn_id: u64) -> Self::ConnState;
+
     /// Picks what request number `seq` will be (its size, in the echo protocols).
     fn tag(&self, seq: u64) -> RequestTag;
 
@@ -49,8 +65,10 @@ pub trait ClientProtocol: Send + Sync {
     fn encode(&self, tag: RequestTag, out: &mut Vec<u8>);
 
     /// Looks for the response to `tag` at the start of `input`. With `verify` off only the
-    /// framing is checked (the calibration mode that measures what checking costs).
-    fn decode(&self, input: &[u8], tag: RequestTag, verify: bool) -> Decoded;
+    /// framing is checked (the calibration mode that measures what checking costs). `state` is
+    /// the connection's; it sees every reply of the connection, in order, each exactly once as
+    /// `Complete` (`Incomplete` calls must leave it unchanged).
+    fn decode(&self, state: &mut Self::ConnState, input: &[u8], tag: RequestTag, verify: bool) -> Decoded;
 
     /// The largest response this protocol can legitimately send for the configured workload;
     /// the engine sizes its receive buffers from it so that one response always fits.

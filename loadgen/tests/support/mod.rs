@@ -112,6 +112,7 @@ fn serve(stream: TcpStream, proto: ProtocolKind, behaviour: Behaviour, stats: &S
                 4
             }
             ProtocolKind::Chat => unreachable!("chat servers for tests live in tests/chat.rs"),
+            ProtocolKind::Kv => unreachable!("kv is not an echo: tests/kv.rs has its own server"),
         };
         if let Behaviour::CloseAfter(limit) = behaviour {
             if sent_here == limit {

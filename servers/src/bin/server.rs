@@ -30,7 +30,8 @@ struct Args {
     /// Concurrency model: how connections are scheduled onto threads.
     #[arg(long, value_parser = PossibleValuesParser::new(Model::ALL.map(Model::name)))]
     model: String,
-    /// Protocol spoken on every connection.
+    /// Protocol spoken on every connection: echo-line and echo-frame echo what they get; kv is a
+    /// key-value store speaking Redis's protocol (redis-cli and redis-benchmark work with it).
     #[arg(long, value_parser = PossibleValuesParser::new(Proto::ALL.map(Proto::name)))]
     proto: String,
     /// Address to listen on; port 0 picks a free port (printed on stdout).
@@ -45,7 +46,8 @@ struct Args {
     /// Tokio scheduler for the `async` model.
     #[arg(long, default_value = "current-thread", value_parser = PossibleValuesParser::new(Runtime::NAMES))]
     runtime: String,
-    /// Largest request payload in bytes; a larger one is a protocol error.
+    /// Largest request payload in bytes (for kv: the largest key or value); a larger one is a
+    /// protocol error.
     #[arg(long, default_value_t = servers::proto::DEFAULT_MAX_FRAME as u32, value_parser = clap::value_parser!(u32).range(1..=(1 << 30)))]
     max_frame: u32,
     /// Burn this many microseconds of CPU per request.

@@ -21,7 +21,8 @@
 //! A decoder may need state shared between connections (the `kv` protocol's store); it gets it
 //! as a [`Store`] argument, so the model decides how that state is shared and the decoder does not. The two echo
 //! protocols are the two classic answers to TCP being a byte stream with no message boundaries:
-//! a *delimiter* ([`echo_line`]) or a *length header* ([`echo_frame`]); [`http`] uses both.
+//! a *delimiter* ([`echo_line`]) or a *length header* ([`echo_frame`]); [`http`] uses both, and so
+//! does [`kv`], Redis's protocol: length headers for its arguments, lines for its headers.
 //!
 //! [`chat`] is not request/response: a line goes to the *other* members. It still decodes
 //! through the same [`Codec`] (its "response" is the message as the others see it, which the
@@ -32,6 +33,7 @@ pub mod chat;
 pub mod echo_frame;
 pub mod echo_line;
 pub mod http;
+pub mod kv;
 pub mod outbox;
 
 use std::fmt;
@@ -53,11 +55,13 @@ pub enum Proto {
     Http,
     /// Lines ending in `\n`, each delivered to every *other* member of one room.
     Chat,
+    /// A key-value store speaking Redis's RESP2 (GET, SET, DEL, EXISTS, INCR, PING).
+    Kv,
 }
 
 impl Proto {
     /// Every protocol, in the order the documentation lists them.
-    pub const ALL: [Proto; 4] = [Proto::EchoLine, Proto::EchoFrame, Proto::Http, Proto::Chat];
+    pub const ALL: [Proto; 5] = [Proto::EchoLine, Proto::EchoFrame, Proto::Http, Proto::Kv, Proto::Chat];
 
     /// The name used on the command line and in results.
     pub fn name(self) -> &'static str {
@@ -66,6 +70,7 @@ impl Proto {
             Proto::EchoFrame => "echo-frame",
             Proto::Http => "http",
             Proto::Chat => "chat",
+            Proto::Kv => "kv",
         }
     }
 }
@@ -109,6 +114,7 @@ pub enum Codec {
     EchoFrame(echo_frame::EchoFrame),
     Http(http::Http),
     Chat(chat::Chat),
+    Kv(kv::Kv),
 }
 
 impl Codec {
@@ -119,6 +125,7 @@ impl Codec {
             Proto::EchoFrame => Codec::EchoFrame(echo_frame::EchoFrame::new(max_frame)),
             Proto::Http => Codec::Http(http::Http::new(max_frame)),
             Proto::Chat => Codec::Chat(chat::Chat::new(max_frame)),
+            Proto::Kv => Codec::Kv(kv::Kv::new(max_frame)),
         }
     }
 
@@ -127,12 +134,13 @@ impl Codec {
     /// `input` must start where the previous `Request` ended; after `Incomplete` the caller passes
     /// the same bytes again with more appended (decoders may remember how far they looked).
     #[inline]
-    pub fn decode(&mut self, input: &[u8], out: &mut Vec<u8>, _store: &impl Store) -> Decoded {
+    pub fn decode(&mut self, input: &[u8], out: &mut Vec<u8>, store: &impl Store) -> Decoded {
         match self {
             Codec::EchoLine(c) => c.decode(input, out),
             Codec::EchoFrame(c) => c.decode(input, out),
             Codec::Http(c) => c.decode(input, out),
             Codec::Chat(c) => c.decode(input, out),
+            Codec::Kv(c) => c.decode(input, out, store),
         }
     }
 
@@ -144,6 +152,7 @@ impl Codec {
             Codec::EchoFrame(c) => c.max_request_len(),
             Codec::Http(c) => c.max_request_len(),
             Codec::Chat(c) => c.max_request_len(),
+            Codec::Kv(c) => c.max_request_len(),
         }
     }
 }

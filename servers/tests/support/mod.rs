@@ -80,6 +80,10 @@ pub fn connect(addr: SocketAddr) -> TcpStream {
     stream
 }
 
+/// The protocols whose reply is the request itself: the cases built on [`round_trip`] run for
+/// these. The others (`kv`) have replies of their own and test files of their own.
+pub const ECHO_PROTOCOLS: [Proto; 2] = [Proto::EchoLine, Proto::EchoFrame];
+
 /// Frame `payload` as a request of `proto`. For `echo-line` the payload must hold no `\n`.
 /// Only for the echo protocols, whose reply is the request: `http` has [`http`].
 pub fn request(proto: Proto, payload: &[u8]) -> Vec<u8> {
@@ -97,6 +101,7 @@ pub fn request(proto: Proto, payload: &[u8]) -> Vec<u8> {
             r
         }
         Proto::Chat => unreachable!("chat is not request/response: its suite is conformance_chat.rs"),
+        Proto::Kv => panic!("kv replies are not echoes: tests/conformance_kv.rs frames its own requests"),
     }
 }
 

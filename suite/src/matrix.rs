@@ -288,7 +288,7 @@ impl Plan {
 }
 
 const MODELS: [&str; 5] = ["blocking", "thread-per-connection", "thread-pool", "reactor", "async"];
-const PROTOS: [&str; 4] = ["echo-line", "echo-frame", "http", "chat"];
+const PROTOS: [&str; 5] = ["echo-line", "echo-frame", "http", "kv", "chat"];
 const PLOTS: [&str; 4] = ["throughput", "memory", "spectrum", "rate"];
 
 /// Reads a matrix file's text.
@@ -466,9 +466,9 @@ mod tests {
     #[test]
     fn default_matrix_expands_to_every_model_and_experiment() {
         let plan = expand(&parse(DEFAULT_MATRIX).unwrap(), &Overrides::default()).unwrap();
-        // 4 conns + c10k + work + block + frame + 2 http + 2 chat = 12 points per model for
-        // 5 models, plus 6 rates for 3 models.
-        assert_eq!(plan.points.len(), 12 * 5 + 6 * 3);
+        // 4 conns + c10k + work + block + frame + 2 http + kv + 2 chat = 13 points per model
+        // for 5 models, plus 3 single-lock kv points and 6 rates for 3 models.
+        assert_eq!(plan.points.len(), 13 * 5 + 3 + 6 * 3);
         assert!(plan.points.iter().any(|p| p.id == "c10k/blocking/c16+i10000" && p.idle_conns == 10_000));
         let tp = plan.points.iter().find(|p| p.id == "closed-64B/thread-pool/c1000").unwrap();
         assert_eq!(tp.server_args, ["--grace", "2s", "--threads", "128"]);
@@ -485,7 +485,7 @@ mod tests {
         let file = parse(DEFAULT_MATRIX).unwrap();
         let quick = expand(&file, &Overrides { quick: true, ..Overrides::default() }).unwrap();
         assert!(quick.points.iter().all(|p| p.repeat == 1 && p.duration_s == 2.0 && p.warmup_s == 0.5));
-        assert!(quick.estimate() < Duration::from_secs(6 * 60), "{:?}", quick.estimate());
+        assert!(quick.estimate() < Duration::from_secs(8 * 60), "{:?}", quick.estimate());
         let ov = Overrides {
             quick: true,
             repeat: Some(2),

@@ -136,7 +136,8 @@ PY
             ratio=0
             [[ $mix == get ]] && ratio=1
             start_server kv
-            # The GET run's warm-up fills the keys it reads (its first GETs find nil, as expected).
+            # loadgen SETs each of its keys once before its mix starts (in the warm-up), so its
+            # GETs find values, as redis-benchmark's GETs find the ones its SET test left.
             loadgen_run "$work/lg-$mix" --proto kv --size 64 --kv-keys 100000 --kv-get-ratio "$ratio"
             stop_server
         done

@@ -40,7 +40,7 @@ enum Command {
 
 #[derive(clap::Args)]
 struct RunArgs {
-    /// The [quick] settings of the matrix: the same points, shorter and once (about 5 minutes).
+    /// The [quick] settings of the matrix: the same points, shorter and once (about 6 minutes).
     #[arg(long)]
     quick: bool,
     /// Matrix file (TOML); default: the built-in copy of scripts/suite.toml.

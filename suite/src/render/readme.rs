@@ -40,9 +40,20 @@ fn status(row: &Row) -> String {
     format!("**failed** {}/{}: {}{extra}", s.reps - s.ok_reps, s.reps.max(1), cell(&first))
 }
 
+/// What one unit of throughput is: a request answered, or (chat) a line said, whose latency is
+/// then measured once per member it reaches.
+fn unit(rows: &[&Row]) -> (&'static str, &'static str) {
+    match rows.first().map(|r| r.point.spec.proto.as_str()) {
+        Some("chat") => ("lines/s", "line"),
+        _ => ("req/s", "req"),
+    }
+}
+
 fn closed_table(out: &mut String, rows: &[&Row], spread: bool) {
-    out.push_str(
-        "| model | status | throughput (req/s) | p50 | p99 | p99.9 | max | peak RSS | threads | switches / req | server CPU / req | server busy | loadgen busy |\n",
+    let (rate, per) = unit(rows);
+    let _ = writeln!(
+        out,
+        "| model | status | throughput ({rate}) | p50 | p99 | p99.9 | max | peak RSS | threads | switches / {per} | server CPU / {per} | server busy | loadgen busy |",
     );
     out.push_str(
         "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n",
@@ -109,7 +120,8 @@ pub fn what_this_shows(rows: &[&Row]) -> String {
             v.iter().map(|(m, x)| format!("{m} {}", fmt(*x))).collect::<Vec<_>>().join(sep)
         ));
     };
-    by("throughput", true, &|x| format!("{} req/s", thousands(x)), "throughput");
+    let (rate, _) = unit(rows);
+    by("throughput", true, &|x| format!("{} {rate}", thousands(x)), "throughput");
     by("p99", false, &|x| latency(x), "p99");
     by("rss_peak", false, &|x| kib(x), "peak RSS");
     let mut text = match ok.len() {

@@ -134,7 +134,7 @@ fn notice(out: &mut Vec<u8>, text: std::fmt::Arguments<'_>) {
 
 #[cfg(test)]
 mod tests {
-    use super::super::testing::{Transcript, run};
+    use super::super::testing::{Transcript, lines, run};
     use super::super::{Codec, Decoded, Proto};
     use super::*;
     use crate::store::LocalStore;
@@ -227,22 +227,10 @@ mod tests {
         assert_eq!(out.len(), MAX_PREFIX + 1);
     }
 
-    fn lines() -> impl Strategy<Value = Vec<u8>> {
-        let line = prop::collection::vec(any::<u8>().prop_filter("no newline", |b| *b != b'\n'), 0..=MAX + 2);
-        prop::collection::vec(line, 0..8).prop_map(|lines| {
-            let mut stream = Vec::new();
-            for l in lines {
-                stream.extend_from_slice(&l);
-                stream.push(b'\n');
-            }
-            stream
-        })
-    }
-
     proptest! {
         /// However TCP splits the stream, the same messages come out in the same order.
         #[test]
-        fn any_split_gives_the_same_messages(stream in lines(), mut cuts in prop::collection::vec(0usize..200, 0..20)) {
+        fn any_split_gives_the_same_messages(stream in lines(MAX), mut cuts in prop::collection::vec(0usize..200, 0..20)) {
             cuts.sort_unstable();
             prop_assert_eq!(run(Proto::Chat, MAX, &stream, &cuts), whole(&stream));
         }

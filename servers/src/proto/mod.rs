@@ -161,7 +161,24 @@ impl Codec {
 pub(crate) mod testing {
     //! Helpers shared by the protocol tests: feed a byte stream in arbitrary pieces the way a
     //! model would, and collect everything the decoder answered.
+    use proptest::prelude::*;
+
     use super::*;
+
+    /// Streams of up to 8 newline-terminated lines of any other bytes, some of them longer than
+    /// `max_line` (so the line protocols' limit is crossed too).
+    pub fn lines(max_line: usize) -> impl Strategy<Value = Vec<u8>> {
+        let line =
+            prop::collection::vec(any::<u8>().prop_filter("no newline", |b| *b != b'\n'), 0..=max_line + 2);
+        prop::collection::vec(line, 0..8).prop_map(|lines| {
+            let mut stream = Vec::new();
+            for l in lines {
+                stream.extend_from_slice(&l);
+                stream.push(b'\n');
+            }
+            stream
+        })
+    }
 
     /// What a whole conversation produced: all output bytes, and whether it ended malformed.
     #[derive(Debug, PartialEq, Eq)]

@@ -79,17 +79,14 @@ impl<S: Store> Session<S> {
         loop {
             match self.codec.decode(&input[served.consumed..], out, &self.store) {
                 Decoded::Incomplete => return served,
-                Decoded::Request { consumed } => {
+                answered @ (Decoded::Request { consumed } | Decoded::Last { consumed }) => {
                     served.consumed += consumed;
                     served.requests += 1;
                     self.knobs.charge();
-                }
-                Decoded::Last { consumed } => {
-                    served.consumed += consumed;
-                    served.requests += 1;
-                    served.close = true;
-                    self.knobs.charge();
-                    return served;
+                    if matches!(answered, Decoded::Last { .. }) {
+                        served.close = true;
+                        return served;
+                    }
                 }
                 Decoded::Malformed => {
                     served.close = true;

@@ -67,30 +67,7 @@ pub fn summary(report: &RunReport) -> String {
         report.measured().as_secs_f64(),
         grouped(report.achieved_rate().round() as u64),
     );
-    if let (Some(rate), Some(fraction)) = (report.requested_rate(), report.achieved_fraction()) {
-        let verdict = if report.fell_short() { "FELL SHORT of" } else { "kept up with" };
-        let _ = writeln!(
-            out,
-            "rate        {verdict} the requested {} req/s: {:.1}% achieved, {} due requests never sent",
-            grouped(rate as u64),
-            fraction * 100.0,
-            grouped(c.unsent),
-        );
-    }
-    let errors: Vec<String> = c
-        .errors()
-        .iter()
-        .filter(|(_, n)| *n > 0)
-        .map(|(name, n)| format!("{} {name}", grouped(*n)))
-        .collect();
-    if errors.is_empty() {
-        let _ = writeln!(out, "errors      none (every reply checked byte for byte)");
-    } else {
-        let _ = writeln!(out, "errors      {}", errors.join(", "));
-    }
-    if let Some(first) = &report.first_error {
-        let _ = writeln!(out, "first error {first}");
-    }
+    rate_and_errors(&mut out, report, ("req/s", "requests"), "every reply checked byte for byte");
 
     if cfg.verify {
         latency_table(&mut out, report);
@@ -154,33 +131,12 @@ fn chat_summary(report: &RunReport) -> String {
         report.conns_opened.saturating_sub(1),
         grouped(c.deliveries),
     );
-    if let (Some(rate), Some(fraction)) = (report.requested_rate(), report.achieved_fraction()) {
-        let verdict = if report.fell_short() { "FELL SHORT of" } else { "kept up with" };
-        let _ = writeln!(
-            out,
-            "rate        {verdict} the requested {} msg/s: {:.1}% achieved, {} due messages never sent",
-            grouped(rate as u64),
-            fraction * 100.0,
-            grouped(c.unsent),
-        );
-    }
-    let errors: Vec<String> = c
-        .errors()
-        .iter()
-        .filter(|(_, n)| *n > 0)
-        .map(|(name, n)| format!("{} {name}", grouped(*n)))
-        .collect();
-    if errors.is_empty() {
-        let _ = writeln!(
-            out,
-            "errors      none (every delivery checked: once, in order, to every other member, intact)"
-        );
-    } else {
-        let _ = writeln!(out, "errors      {}", errors.join(", "));
-    }
-    if let Some(first) = &report.first_error {
-        let _ = writeln!(out, "first error {first}");
-    }
+    rate_and_errors(
+        &mut out,
+        report,
+        ("msg/s", "messages"),
+        "every delivery checked: once, in order, to every other member, intact",
+    );
     if !report.service_time.is_empty() {
         let service = Percentiles::of(&report.service_time);
         match &report.corrected {
@@ -273,5 +229,35 @@ mod tests {
         let text = summary(&report(true));
         assert!(text.contains("from due time"), "{text}");
         assert!(text.contains("FELL SHORT"), "{text}");
+    }
+}
+
+/// The open-loop verdict (if any), the error counts (or what "none" vouches for), and the
+/// first error: the same lines for requests and for chat messages, in their own words.
+fn rate_and_errors(out: &mut String, report: &RunReport, (rate_unit, things): (&str, &str), checked: &str) {
+    let c = &report.counts;
+    if let (Some(rate), Some(fraction)) = (report.requested_rate(), report.achieved_fraction()) {
+        let verdict = if report.fell_short() { "FELL SHORT of" } else { "kept up with" };
+        let _ = writeln!(
+            out,
+            "rate        {verdict} the requested {} {rate_unit}: {:.1}% achieved, {} due {things} never sent",
+            grouped(rate as u64),
+            fraction * 100.0,
+            grouped(c.unsent),
+        );
+    }
+    let errors: Vec<String> = c
+        .errors()
+        .iter()
+        .filter(|(_, n)| *n > 0)
+        .map(|(name, n)| format!("{} {name}", grouped(*n)))
+        .collect();
+    if errors.is_empty() {
+        let _ = writeln!(out, "errors      none ({checked})");
+    } else {
+        let _ = writeln!(out, "errors      {}", errors.join(", "));
+    }
+    if let Some(first) = &report.first_error {
+        let _ = writeln!(out, "first error {first}");
     }
 }

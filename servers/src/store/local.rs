@@ -37,10 +37,7 @@ impl Store for LocalStore {
     fn increment(&self, key: &[u8]) -> Result<i64, IncrError> {
         let mut map = self.map.borrow_mut();
         let room = map.len() < self.max_keys;
-        map.increment(key, || room).map_err(|e| match e {
-            IncrError::Full(_) => IncrError::Full(Full { max_keys: self.max_keys }),
-            e => e,
-        })
+        map.increment(key, || room, Full { max_keys: self.max_keys })
     }
     fn len(&self) -> usize {
         self.map.borrow().len()

@@ -44,10 +44,7 @@ impl Store for LockedStore {
     fn increment(&self, key: &[u8]) -> Result<i64, IncrError> {
         let mut map = self.lock();
         let room = map.len() < self.max_keys;
-        map.increment(key, || room).map_err(|e| match e {
-            IncrError::Full(_) => IncrError::Full(Full { max_keys: self.max_keys }),
-            e => e,
-        })
+        map.increment(key, || room, Full { max_keys: self.max_keys })
     }
     fn len(&self) -> usize {
         self.lock().len()

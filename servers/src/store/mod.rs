@@ -257,17 +257,22 @@ impl BoundedMap {
         self.map.len()
     }
 
-    /// `INCR`: parse, add one, store the decimal text back.
-    pub(crate) fn increment(&mut self, key: &[u8], room: impl FnOnce() -> bool) -> Result<i64, IncrError> {
+    /// `INCR`: parse, add one, store the decimal text back; `full` is the error when a new key
+    /// finds no `room` (only the caller knows the store's whole bound).
+    pub(crate) fn increment(
+        &mut self,
+        key: &[u8],
+        room: impl FnOnce() -> bool,
+        full: Full,
+    ) -> Result<i64, IncrError> {
         let current = match self.map.get(key) {
             Some(v) => parse_i64(v).ok_or(IncrError::NotAnInteger)?,
             None => 0,
         };
         let next = current.checked_add(1).ok_or(IncrError::Overflow)?;
-        // The caller replaces `max_keys` with its own bound: only it knows the store's total.
         let mut text = [0u8; 20];
         if !self.set(key, decimal(next, &mut text), room) {
-            return Err(IncrError::Full(Full { max_keys: 0 }));
+            return Err(IncrError::Full(full));
         }
         Ok(next)
     }

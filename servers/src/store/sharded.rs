@@ -95,10 +95,7 @@ impl Store for ShardedStore {
         self.shard(key).get(key).is_some()
     }
     fn increment(&self, key: &[u8]) -> Result<i64, IncrError> {
-        self.shard(key).increment(key, || self.reserve()).map_err(|e| match e {
-            IncrError::Full(_) => IncrError::Full(self.full()),
-            e => e,
-        })
+        self.shard(key).increment(key, || self.reserve(), self.full())
     }
     fn len(&self) -> usize {
         self.keys.load(Ordering::Relaxed)

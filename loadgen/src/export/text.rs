@@ -185,6 +185,36 @@ fn latency_table(out: &mut String, report: &RunReport) {
     }
 }
 
+/// The open-loop verdict (if any), the error counts (or what "none" vouches for), and the
+/// first error: the same lines for requests and for chat messages, in their own words.
+fn rate_and_errors(out: &mut String, report: &RunReport, (rate_unit, things): (&str, &str), checked: &str) {
+    let c = &report.counts;
+    if let (Some(rate), Some(fraction)) = (report.requested_rate(), report.achieved_fraction()) {
+        let verdict = if report.fell_short() { "FELL SHORT of" } else { "kept up with" };
+        let _ = writeln!(
+            out,
+            "rate        {verdict} the requested {} {rate_unit}: {:.1}% achieved, {} due {things} never sent",
+            grouped(rate as u64),
+            fraction * 100.0,
+            grouped(c.unsent),
+        );
+    }
+    let errors: Vec<String> = c
+        .errors()
+        .iter()
+        .filter(|(_, n)| *n > 0)
+        .map(|(name, n)| format!("{} {name}", grouped(*n)))
+        .collect();
+    if errors.is_empty() {
+        let _ = writeln!(out, "errors      none ({checked})");
+    } else {
+        let _ = writeln!(out, "errors      {}", errors.join(", "));
+    }
+    if let Some(first) = &report.first_error {
+        let _ = writeln!(out, "first error {first}");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -229,35 +259,5 @@ mod tests {
         let text = summary(&report(true));
         assert!(text.contains("from due time"), "{text}");
         assert!(text.contains("FELL SHORT"), "{text}");
-    }
-}
-
-/// The open-loop verdict (if any), the error counts (or what "none" vouches for), and the
-/// first error: the same lines for requests and for chat messages, in their own words.
-fn rate_and_errors(out: &mut String, report: &RunReport, (rate_unit, things): (&str, &str), checked: &str) {
-    let c = &report.counts;
-    if let (Some(rate), Some(fraction)) = (report.requested_rate(), report.achieved_fraction()) {
-        let verdict = if report.fell_short() { "FELL SHORT of" } else { "kept up with" };
-        let _ = writeln!(
-            out,
-            "rate        {verdict} the requested {} {rate_unit}: {:.1}% achieved, {} due {things} never sent",
-            grouped(rate as u64),
-            fraction * 100.0,
-            grouped(c.unsent),
-        );
-    }
-    let errors: Vec<String> = c
-        .errors()
-        .iter()
-        .filter(|(_, n)| *n > 0)
-        .map(|(name, n)| format!("{} {name}", grouped(*n)))
-        .collect();
-    if errors.is_empty() {
-        let _ = writeln!(out, "errors      none ({checked})");
-    } else {
-        let _ = writeln!(out, "errors      {}", errors.join(", "));
-    }
-    if let Some(first) = &report.first_error {
-        let _ = writeln!(out, "first error {first}");
     }
 }

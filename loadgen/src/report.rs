@@ -156,6 +156,9 @@ pub struct RunReport {
     pub counts: Counts,
     /// CPU time loadgen used during the measured phase (all its threads).
     pub cpu: CpuTime,
+    /// The part of `cpu` spent spinning for a near deadline rather than sleeping: used, but
+    /// not needed (see `engine::waiter`).
+    pub spun: Duration,
     /// The first failure, in words, if any.
     pub first_error: Option<String>,
     /// Service time in nanoseconds: request written → last byte of its reply.
@@ -213,10 +216,17 @@ impl RunReport {
             .then(|| Duration::from_secs_f64(total.as_secs_f64() / self.counts.requests as f64))
     }
 
-    /// loadgen's CPU use as a share of its threads' capacity (1.0 = every thread always busy).
-    /// Near 1.0 the generator, not the server, may be what limits the figures.
+    /// loadgen's CPU use as a share of its threads' capacity (1.0 = every thread always busy),
+    /// spinning included.
     pub fn cpu_share(&self) -> f64 {
         let total = (self.cpu.user + self.cpu.system).as_secs_f64();
         total / (self.measured().as_secs_f64() * self.config.threads as f64)
+    }
+
+    /// Like [`RunReport::cpu_share`] without the spinning: the share loadgen needed. Near 1.0
+    /// the generator, not the server, may be what limits the figures.
+    pub fn busy_share(&self) -> f64 {
+        let spun = self.spun.as_secs_f64() / (self.measured().as_secs_f64() * self.config.threads as f64);
+        (self.cpu_share() - spun).max(0.0)
     }
 }

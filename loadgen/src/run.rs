@@ -76,6 +76,7 @@ fn run_with<P: ClientProtocol>(cfg: &RunConfig, proto: &P) -> Result<RunReport, 
             // connection's share of the rate shows up as a shortfall rather than vanishing.
             Pacing::Open { rate } => Some(Timetable::new(rate, cfg.conns)),
         },
+        spin_ns: nanos(cfg.spin),
     };
     // Deal connections round-robin so each thread gets an even share.
     let threads = cfg.threads.min(conns_opened.max(1));
@@ -128,6 +129,7 @@ fn run_with<P: ClientProtocol>(cfg: &RunConfig, proto: &P) -> Result<RunReport, 
         idle_opened: idle.len(),
         counts: total.counts,
         cpu,
+        spun: total.spun,
         first_error,
         service_time: total.service,
         corrected: total.corrected,

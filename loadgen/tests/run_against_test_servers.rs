@@ -88,6 +88,28 @@ fn echo_frame_open_depth_8() {
 }
 
 #[test]
+fn spinning_happens_only_for_near_sends_and_is_reported_apart() {
+    // At 2,000 req/s sends are about 500 µs apart: a 1 ms spin threshold waits for every one
+    // of them by spinning, 0 never spins, and closed loop has no sends to wait for at all.
+    let server = start(ProtocolKind::EchoLine, Behaviour::Correct);
+    let spun = |rate: Option<f64>, spin: Duration| {
+        let mut cfg = quick(server.addr, ProtocolKind::EchoLine);
+        cfg.spin = spin;
+        if let Some(rate) = rate {
+            cfg.pacing = Pacing::Open { rate };
+        }
+        let report = loadgen::run(&cfg).expect("the run starts");
+        assert!(report.is_clean(), "{:?} {:?}", report.counts, report.first_error);
+        assert!(report.busy_share() <= report.cpu_share());
+        report.spun
+    };
+    let spinning = spun(Some(2000.0), Duration::from_millis(1));
+    assert!(spinning > Duration::from_millis(100), "spun only {spinning:?} of a 0.7 s measured phase");
+    assert_eq!(spun(Some(2000.0), Duration::ZERO), Duration::ZERO);
+    assert_eq!(spun(None, Duration::from_millis(1)), Duration::ZERO);
+}
+
+#[test]
 fn corrupted_replies_are_counted_exactly() {
     for proto in [ProtocolKind::EchoLine, ProtocolKind::EchoFrame] {
         let server = start(proto, Behaviour::CorruptEvery(1000));

@@ -118,7 +118,7 @@ fn metrics_of(rep: &Repetition, doc: Option<&LoadgenDoc>) -> [Option<f64>; METRI
     let Some(doc) = doc else { return m };
     let requests = doc.counts.requests as f64;
     m[0] = Some(doc.achieved_rate);
-    m[9] = Some(doc.cpu.share_of_threads).filter(|s| *s > 0.0);
+    m[9] = Some(doc.cpu.busy()).filter(|s| *s > 0.0);
     if let Some(p) = doc.headline().filter(|p| p.count > 0) {
         m[1] = Some(p.p50 as f64);
         m[2] = Some(p.p99 as f64);

@@ -63,9 +63,19 @@ pub struct Cpu {
     pub user_seconds: f64,
     /// System seconds.
     pub system_seconds: f64,
-    /// CPU used over the thread-time available (measured seconds × loadgen threads): near 1,
-    /// loadgen itself was the limit.
+    /// CPU used over the thread-time available (measured seconds × loadgen threads), spinning
+    /// for near open-loop sends included.
     pub share_of_threads: f64,
+    /// The same without the spinning: near 1, loadgen itself was the limit. Missing from
+    /// reports written before loadgen could spin, where it equals `share_of_threads`.
+    pub busy_share: Option<f64>,
+}
+
+impl Cpu {
+    /// The share of its threads' time loadgen needed.
+    pub fn busy(&self) -> f64 {
+        self.busy_share.unwrap_or(self.share_of_threads)
+    }
 }
 
 /// Service time and corrected (open loop) variants.
@@ -208,5 +218,14 @@ pub(crate) mod tests {
         closed["counts"]["idle_closed"] = 9872.into();
         closed["counts"]["resets"] = 3.into();
         assert_eq!(error_counts(&closed), "errors counted: idle_closed 9872, resets 3");
+    }
+
+    #[test]
+    fn loadgen_busy_leaves_spinning_out_when_the_report_says_how_much() {
+        let mut value = sample_report(1000.0, &[1_000], true);
+        assert_eq!(LoadgenDoc::from_value(&value).unwrap().cpu.busy(), 0.4, "older reports: all CPU");
+        value["cpu"]["spin_seconds"] = 0.5.into();
+        value["cpu"]["busy_share"] = 0.15.into();
+        assert_eq!(LoadgenDoc::from_value(&value).unwrap().cpu.busy(), 0.15);
     }
 }

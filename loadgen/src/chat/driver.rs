@@ -27,7 +27,7 @@ use super::message::{Composer, Line, MAX_PREFIX, Message, classify};
 use crate::config::RunConfig;
 use crate::engine::clock::Clock;
 use crate::engine::tally::Tally;
-use crate::engine::timer::Timer;
+use crate::engine::waiter::Waiter;
 use crate::engine::{Plan, conn::Failure};
 
 const TIMER: Token = Token(usize::MAX);
@@ -194,8 +194,7 @@ impl Driver {
 
     /// Phase 2: the measured run. Returns what was counted and recorded.
     pub(crate) fn run(mut self, clock: Clock, plan: Plan, progress: &AtomicU64) -> io::Result<Tally> {
-        let timer = Timer::new(self.poll.registry(), TIMER)?;
-        let mut timer_deadline = None;
+        let mut waiter = Waiter::new(&self.poll, TIMER, &plan)?;
         let mut due: BinaryHeap<Reverse<(u64, usize)>> = BinaryHeap::new();
         let mut events = Events::with_capacity(1024);
         let start = clock.now_ns();
@@ -228,23 +227,10 @@ impl Driver {
             if let Some(Reverse((at, _))) = due.peek() {
                 wake = wake.min(*at);
             }
-            let wait = if wake <= now {
-                Some(Duration::ZERO)
-            } else {
-                if timer_deadline != Some(wake) {
-                    timer.arm(Duration::from_nanos(wake - now))?;
-                    timer_deadline = Some(wake);
-                }
-                None
-            };
-            match self.poll.poll(&mut events, wait) {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e),
-            }
+            let next_send = due.peek().map(|Reverse((at, _))| *at);
+            waiter.wait(&mut self.poll, &mut events, &clock, now, wake, next_send)?;
             for event in events.iter() {
-                if event.token() == TIMER {
-                    timer_deadline = None;
+                if waiter.is_timer(event.token()) {
                     continue;
                 }
                 let index = event.token().0;
@@ -258,6 +244,7 @@ impl Driver {
         }
         self.finish(&plan);
         progress.store(self.tally.counts.deliveries, Ordering::Relaxed);
+        self.tally.spun += waiter.spun();
         Ok(self.tally)
     }
 

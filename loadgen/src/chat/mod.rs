@@ -51,6 +51,7 @@ pub(crate) fn run(cfg: &RunConfig) -> Result<RunReport, RunError> {
         idle_opened: 0,
         counts: tally.counts,
         cpu,
+        spun: tally.spun,
         first_error: tally.first_error,
         service_time: tally.service,
         corrected: tally.corrected,
@@ -78,6 +79,7 @@ pub(crate) fn run(cfg: &RunConfig) -> Result<RunReport, RunError> {
             Pacing::Closed => None,
             Pacing::Open { rate } => Some(Timetable::new(rate, conns_opened)),
         },
+        spin_ns: nanos(cfg.spin),
     };
     let progress = [AtomicU64::new(0)];
     let (ran, cpu) = std::thread::scope(|scope| {

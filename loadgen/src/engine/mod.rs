@@ -10,6 +10,7 @@
 //! - [`clock`]: one time base for every thread, in nanoseconds.
 //! - [`timetable`]: the open-loop schedule (when each request *should* leave).
 //! - [`timer`]: a timerfd, because epoll's millisecond timeout is too coarse to pace requests.
+//! - [`waiter`]: when to sleep on that timer and when a deadline is too near to be worth it.
 //! - [`conn`]: one connection's buffers and in-flight requests.
 //! - [`tally`]: what a thread counted and recorded.
 //! - [`worker`]: the event loop that ties them together.
@@ -19,6 +20,7 @@ pub(crate) mod conn;
 pub mod tally;
 pub(crate) mod timer;
 pub mod timetable;
+pub(crate) mod waiter;
 pub(crate) mod worker;
 
 pub use tally::Tally;
@@ -40,4 +42,6 @@ pub struct Plan {
     pub verify: bool,
     /// `Some` in open loop: when each request is due.
     pub timetable: Option<Timetable>,
+    /// Deadlines nearer than this are spun for rather than slept for (see [`waiter`]).
+    pub spin_ns: u64,
 }

@@ -1,5 +1,7 @@
 //! What one worker thread counted and recorded; merged across threads at the end.
 
+use std::time::Duration;
+
 use hdrhistogram::Histogram;
 
 use crate::report::Counts;
@@ -30,6 +32,9 @@ pub struct Tally {
     pub corrected: Option<Histogram<u64>>,
     /// The first connection failure seen, in words, for the summary.
     pub first_error: Option<String>,
+    /// Measured-phase time spent spinning for a near deadline instead of sleeping (see
+    /// `engine::waiter`): CPU used, but not work.
+    pub spun: Duration,
 }
 
 impl Tally {
@@ -40,6 +45,7 @@ impl Tally {
             service: latency_histogram(),
             corrected: open_loop.then(latency_histogram),
             first_error: None,
+            spun: Duration::ZERO,
         }
     }
 
@@ -80,6 +86,7 @@ impl Tally {
     /// Adds another thread's tally into this one.
     pub fn merge(&mut self, other: Tally) {
         self.counts.add(&other.counts);
+        self.spun += other.spun;
         // Every histogram is made by `latency_histogram`, with the same bounds, so adding can
         // never run out of range; a failure here would be a bug in this file, not in the input.
         let added = self.service.add(&other.service);

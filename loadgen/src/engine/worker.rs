@@ -25,7 +25,7 @@ use super::Plan;
 use super::clock::Clock;
 use super::conn::{Conn, Failure, InFlight, ReadOutcome};
 use super::tally::Tally;
-use super::timer::Timer;
+use super::waiter::Waiter;
 use crate::proto::{ClientProtocol, Decoded};
 
 /// The token of the worker's timer; connections use their index.
@@ -40,9 +40,7 @@ pub struct Worker<'a, P: ClientProtocol> {
     plan: Plan,
     clock: Clock,
     poll: Poll,
-    timer: Timer,
-    /// When the timer is set to fire, so an unchanged deadline costs no syscall.
-    timer_deadline: Option<u64>,
+    waiter: Waiter,
     conns: Vec<Conn>,
     /// What the protocol remembers per connection, beside `conns` (same index); `()` for the
     /// echo protocols.
@@ -69,7 +67,7 @@ impl<'a, P: ClientProtocol> Worker<'a, P> {
         progress: &'a AtomicU64,
     ) -> io::Result<Self> {
         let poll = Poll::new()?;
-        let timer = Timer::new(poll.registry(), TIMER)?;
+        let waiter = Waiter::new(&poll, TIMER, &plan)?;
         let mut conns = Vec::with_capacity(sockets.len());
         let mut states = Vec::with_capacity(sockets.len());
         for (index, (id, socket)) in sockets.into_iter().enumerate() {
@@ -85,8 +83,7 @@ impl<'a, P: ClientProtocol> Worker<'a, P> {
             plan,
             clock,
             poll,
-            timer,
-            timer_deadline: None,
+            waiter,
             due: BinaryHeap::with_capacity(live),
             conns,
             states,
@@ -117,23 +114,10 @@ impl<'a, P: ClientProtocol> Worker<'a, P> {
                 break;
             }
             let wake = self.next_wake(now, next_sweep);
-            let wait = if wake <= now {
-                Some(Duration::ZERO)
-            } else {
-                if self.timer_deadline != Some(wake) {
-                    self.timer.arm(Duration::from_nanos(wake - now))?;
-                    self.timer_deadline = Some(wake);
-                }
-                None
-            };
-            match self.poll.poll(&mut events, wait) {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e),
-            }
+            let next_send = self.due.peek().map(|Reverse((due, _))| *due);
+            self.waiter.wait(&mut self.poll, &mut events, &self.clock, now, wake, next_send)?;
             for event in events.iter() {
-                if event.token() == TIMER {
-                    self.timer_deadline = None;
+                if self.waiter.is_timer(event.token()) {
                     continue;
                 }
                 let index = event.token().0;
@@ -147,6 +131,7 @@ impl<'a, P: ClientProtocol> Worker<'a, P> {
         }
         self.finish();
         self.progress.store(self.replies(), Ordering::Relaxed);
+        self.tally.spun += self.waiter.spun();
         Ok(self.tally)
     }
 

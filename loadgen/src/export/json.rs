@@ -54,6 +54,8 @@ struct Cpu {
     system_seconds: f64,
     per_request_ns: Option<u64>,
     share_of_threads: f64,
+    spin_seconds: f64,
+    busy_share: f64,
 }
 
 #[derive(Serialize)]
@@ -93,6 +95,8 @@ pub fn to_json(report: &RunReport) -> io::Result<String> {
             system_seconds: report.cpu.system.as_secs_f64(),
             per_request_ns: report.cpu_per_request().map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)),
             share_of_threads: report.cpu_share(),
+            spin_seconds: report.spun.as_secs_f64(),
+            busy_share: report.busy_share(),
         },
         latency_unit: "ns",
         latency_measures: match report.config.protocol {
@@ -139,6 +143,7 @@ mod tests {
     use crate::engine::tally::latency_histogram;
     use crate::sys::CpuTime;
     use hdrhistogram::serialization::Deserializer;
+    use std::time::Duration;
 
     fn report() -> RunReport {
         let mut config = RunConfig::new("127.0.0.1:7".parse().unwrap(), ProtocolKind::EchoFrame);
@@ -154,7 +159,8 @@ mod tests {
             conns_opened: 1,
             idle_opened: 0,
             counts: Counts { requests: 5, ..Counts::default() },
-            cpu: CpuTime::default(),
+            cpu: CpuTime { user: Duration::from_secs(1), system: Duration::from_secs(3) },
+            spun: Duration::from_secs(2),
             first_error: None,
             service_time,
             corrected: Some(corrected),
@@ -171,6 +177,11 @@ mod tests {
         assert_eq!(doc["settings"]["protocol"], "echo-frame");
         assert_eq!(doc["settings"]["pacing"]["rate"], 500.0);
         assert_eq!(doc["counts"]["requests"], 5);
+        let cpu = &doc["cpu"];
+        let measured = report.measured().as_secs_f64();
+        assert_eq!(cpu["spin_seconds"], 2.0);
+        assert!((cpu["share_of_threads"].as_f64().unwrap() - 4.0 / measured).abs() < 1e-9, "{cpu}");
+        assert!((cpu["busy_share"].as_f64().unwrap() - 2.0 / measured).abs() < 1e-9, "{cpu}");
         assert_eq!(doc["percentiles"]["corrected"]["max"], report.corrected.as_ref().unwrap().max());
         for (key, original) in
             [("service_time", &report.service_time), ("corrected", report.corrected.as_ref().unwrap())]

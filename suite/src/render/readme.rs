@@ -263,7 +263,8 @@ percentiles, never an average of percentiles.\n\
 and CPU time (user + system) over the measured phase, divided by the replies in it (over the whole loadgen run \
 when loadgen did not announce its phases; see `samples.window` in results.json).\n\
 - **server busy**, **loadgen busy**: each one's CPU time over the measured phase, as a share of the one CPU it is \
-pinned to (for loadgen: of the time its threads had). ◆ marks a row where loadgen was 90% busy or more while \
+pinned to (for loadgen: of the time its threads had, leaving out the time it spun rather than slept while \
+waiting for an open-loop send that was due within `--spin`). ◆ marks a row where loadgen was 90% busy or more while \
 the server was not: loadgen set the pace, so the throughput is a lower bound for that server, and an open-loop \
 shortfall is loadgen's. When both are near 100%, the pair is at the machine's limit.\n\
 - Cells show the median of the repetitions; throughput and p99 add (min–max) when they differ. ⚠ marks a metric \

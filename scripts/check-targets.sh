@@ -8,17 +8,19 @@
 #   3. one connection, one request at a time: each model's median round trip against a plain
 #      blocking socket pair (the interleaved benchmark in servers/benches/round_trip.rs);
 #   4. loadgen against a naive thread-per-connection client (loadgen/examples) at 1, 64 and
-#      1,000 connections, and loadgen with and without checking (--no-verify).
+#      1,000 connections, and loadgen with and without checking (--no-verify);
+#   5. open loop against the reactor at 20,000, 40,000 and 80,000 req/s: loadgen sleeping on its
+#      timer for every send (--spin 0) against spinning for sends due within 50 µs (the default).
 #
 # Server on CPU 0, clients on CPU 1. Paired measurements alternate (A B A B ...) so drift on a
 # shared machine falls on both sides; each figure is the median of --reps runs.
 #
-# Usage: scripts/check-targets.sh [--reps N] [--duration 5s] [--only 1,2,3,4]
+# Usage: scripts/check-targets.sh [--reps N] [--duration 5s] [--only 1,2,3,4,5]
 # Needs: Linux, 2 CPUs, cargo, taskset (util-linux), awk, python3 (to read loadgen's JSON).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-reps=5 duration=5s only=1,2,3,4
+reps=5 duration=5s only=1,2,3,4,5
 while [[ $# -gt 0 ]]; do
     case $1 in
         --reps) reps=$2; shift 2 ;;
@@ -59,8 +61,9 @@ stop_server() {
 }
 
 # Nanoseconds of CPU the server has used, all threads (schedstat: first field, ns on CPU).
-# A thread may exit between the glob and the read: ignore the ones that vanished.
-server_cpu_ns() { { cat /proc/"$server_pid"/task/*/schedstat 2>/dev/null || true; } | awk '{s += $1} END {printf "%d\n", s}'; }
+# A thread may exit between the glob and the read: ignore the ones that vanished. Printed with
+# %.0f, not %d: mawk's %d saturates at 2^31 - 1 ns, about 2.1 s of CPU.
+server_cpu_ns() { { cat /proc/"$server_pid"/task/*/schedstat 2>/dev/null || true; } | awk '{s += $1} END {printf "%.0f\n", s}'; }
 server_rss_kib() { awk '/^VmRSS/ {print $2}' /proc/"$server_pid"/status; }
 
 # run_loadgen JSON ARGS...: runs loadgen on CPU 1; sets cpu_ns (server CPU over the measured
@@ -97,6 +100,7 @@ if [[ $only == *1* ]]; then
             lg=$(json_field "$work/t.json" "['cpu']['per_request_ns']")
             echo "$rate" >>"$work/rate.$model"
             echo $((cpu_ns / n)) >>"$work/cpu.$model"
+            calc "$lg / ($cpu_ns / $n)" >>"$work/lg_ratio"
             printf '  %-8s run %d: %8.0f req/s  server CPU %5d ns/req  loadgen CPU %5d ns/req\n' \
                 "$model" "$i" "$rate" $((cpu_ns / n)) "$lg"
         done
@@ -106,6 +110,8 @@ if [[ $only == *1* ]]; then
     printf '  median: reactor %.0f req/s, %s ns/req; async %.0f req/s, %s ns/req\n' "$r" "$rc" "$a" "$ac"
     printf '  reactor/async throughput %.3f (target >= 0.98), server CPU per request %.3f (target <= 1)\n' \
         "$(calc "$r / $a")" "$(calc "$rc / $ac")"
+    printf '  loadgen CPU per request / server CPU per request, median of all runs: %.3f (target <= 1)\n' \
+        "$(median <"$work/lg_ratio")"
 fi
 
 if [[ $only == *2* ]]; then
@@ -154,4 +160,33 @@ if [[ $only == *4* ]]; then
     on=$(median <"$work/on") off=$(median <"$work/off")
     printf '  50 connections: checked %.0f req/s, --no-verify %.0f req/s: checking costs %.1f%% (target < 3%%)\n' \
         "$on" "$off" "$(calc "(1 - $on / $off) * 100")"
+fi
+
+if [[ $only == *5* ]]; then
+    echo "== 5. open loop, echo-line 64 B, 50 connections: sleeping on the timer vs spinning for near sends"
+    printf '  %-8s %-6s %9s %9s %9s %13s %11s %11s %11s\n' rate spin achieved "lg CPU" "lg busy" "lg CPU/req" "service p50" "due p50" "due p99"
+    for rate in 20000 40000 80000; do
+        for spin in 0 50us; do
+            : >"$work/o5"
+            for i in $(seq "$reps"); do
+                start_server reactor
+                run_loadgen "$work/o.json" --conns 50 --size 64 --warmup 1s --duration "$duration" \
+                    --rate "$rate" --spin "$spin"
+                stop_server
+                python3 - "$work/o.json" >>"$work/o5" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+c, p = d["cpu"], d["percentiles"]
+print(d["achieved_fraction"], c["share_of_threads"], c["busy_share"], c["per_request_ns"],
+      p["service_time"]["p50"], p["corrected"]["p50"], p["corrected"]["p99"])
+PY
+            done
+            # Median of each column over the repetitions.
+            medians=$(for col in 1 2 3 4 5 6 7; do awk -v c=$col '{print $c}' "$work/o5" | median; done)
+            read -r ach cpu busy per svc due due99 <<<"$(echo $medians)"
+            printf '  %-8s %-6s %8.1f%% %8.0f%% %8.0f%% %10.1f µs %8.1f µs %8.1f µs %8.1f µs\n' "$rate" "$spin" \
+                "$(calc "$ach * 100")" "$(calc "$cpu * 100")" "$(calc "$busy * 100")" "$(calc "$per / 1000")" \
+                "$(calc "$svc / 1000")" "$(calc "$due / 1000")" "$(calc "$due99 / 1000")"
+        done
+    done
 fi

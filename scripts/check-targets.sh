@@ -164,7 +164,8 @@ fi
 
 if [[ $only == *5* ]]; then
     echo "== 5. open loop, echo-line 64 B, 50 connections: sleeping on the timer vs spinning for near sends"
-    printf '  %-8s %-6s %9s %9s %9s %13s %11s %11s %11s\n' rate spin achieved "lg CPU" "lg busy" "lg CPU/req" "service p50" "due p50" "due p99"
+    echo "   (work/req: loadgen's CPU per request without the spinning; server CPU/req over the measured phase)"
+    printf '  %-6s %-5s %9s %7s %8s %13s %15s %10s %10s\n' rate spin achieved "lg CPU" "lg busy" "lg work/req" "server CPU/req" "due p50" "due p99"
     for rate in 20000 40000 80000; do
         for spin in 0 50us; do
             : >"$work/o5"
@@ -173,20 +174,21 @@ if [[ $only == *5* ]]; then
                 run_loadgen "$work/o.json" --conns 50 --size 64 --warmup 1s --duration "$duration" \
                     --rate "$rate" --spin "$spin"
                 stop_server
-                python3 - "$work/o.json" >>"$work/o5" <<'PY'
+                python3 - "$work/o.json" "$cpu_ns" >>"$work/o5" <<'PY'
 import json, sys
 d = json.load(open(sys.argv[1]))
-c, p = d["cpu"], d["percentiles"]
-print(d["achieved_fraction"], c["share_of_threads"], c["busy_share"], c["per_request_ns"],
-      p["service_time"]["p50"], p["corrected"]["p50"], p["corrected"]["p99"])
+c, p, n = d["cpu"], d["percentiles"], d["counts"]["requests"]
+work_ns = c["busy_share"] * d["measured_seconds"] * d["settings"]["threads"] * 1e9 / n
+print(d["achieved_fraction"], c["share_of_threads"], c["busy_share"], work_ns, int(sys.argv[2]) / n,
+      p["corrected"]["p50"], p["corrected"]["p99"])
 PY
             done
             # Median of each column over the repetitions.
             medians=$(for col in 1 2 3 4 5 6 7; do awk -v c=$col '{print $c}' "$work/o5" | median; done)
-            read -r ach cpu busy per svc due due99 <<<"$(echo $medians)"
-            printf '  %-8s %-6s %8.1f%% %8.0f%% %8.0f%% %10.1f µs %8.1f µs %8.1f µs %8.1f µs\n' "$rate" "$spin" \
-                "$(calc "$ach * 100")" "$(calc "$cpu * 100")" "$(calc "$busy * 100")" "$(calc "$per / 1000")" \
-                "$(calc "$svc / 1000")" "$(calc "$due / 1000")" "$(calc "$due99 / 1000")"
+            read -r ach cpu busy lg_work srv due due99 <<<"$(echo $medians)"
+            printf '  %-6s %-5s %8.1f%% %6.0f%% %7.0f%% %10.1f µs %12.1f µs %7.1f µs %7.1f µs\n' "$rate" "$spin" \
+                "$(calc "$ach * 100")" "$(calc "$cpu * 100")" "$(calc "$busy * 100")" "$(calc "$lg_work / 1000")" \
+                "$(calc "$srv / 1000")" "$(calc "$due / 1000")" "$(calc "$due99 / 1000")"
         done
     done
 fi

@@ -1,17 +1,15 @@
 //! How an event loop waits for its next deadline: asleep on the timer, or spinning when the
-//! deadline is nearer than a wake-up costs.
+//! next send is due too soon to be worth a sleep.
 //!
 //! Sleeping is not free. A thread that blocks in `epoll_wait` and is woken by its timer pays two
 //! context switches, and on a virtual machine an idle CPU halts into the hypervisor and has to be
-//! woken by an injected interrupt. On the lab's VM that cost about 10 µs of CPU per wake-up (open
-//! loop at 20,000 req/s took 20 µs of CPU per request with the timer, against 5 µs in closed
-//! loop, at 1.5 wake-ups per request), so a generator that slept before every send ran out of
-//! CPU at under half of what the servers can answer.
-//!
-//! It is not punctual either: a timer wake-up comes late, and a reply that arrives while the
-//! thread sleeps is read late, and in open loop both delays land in the *server's* latencies. On
-//! the same VM, 50 connections at 20,000 req/s against the reactor measured a median of 49 µs
-//! from due time to reply when sleeping (34 µs from the actual send), and 15 µs when spinning.
+//! woken by an injected interrupt. It is not punctual either: the timer's wake-up comes late, a
+//! reply that arrives while the thread sleeps is read late, and in open loop both delays land in
+//! the *server's* latencies. `scripts/check-targets.sh --only 5` shows both on the lab's VM (the
+//! table is in loadgen's README): at 20,000 req/s against the reactor, loadgen needed 25 µs of CPU
+//! per request sleeping and 10 µs spinning, and the median from due time to reply was 49 µs
+//! sleeping and 22 µs spinning. Sleeping, loadgen ran out of CPU at 80,000 req/s, under half
+//! of what the servers answer in closed loop.
 //!
 //! So when the next send is due less than `spin` from now, the loop polls with a zero timeout
 //! instead, reading replies as they come, until the send is due. Spinning is CPU that loadgen

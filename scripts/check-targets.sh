@@ -2,7 +2,8 @@
 # Measure the speed and memory targets the servers and loadgen issues set, on this machine:
 #
 #   1. reactor vs async (current-thread): echo-line, 64 B, 50 connections, throughput and the
-#      server's CPU time per request over exactly the measured phase;
+#      server's CPU time per request over exactly the measured phase, closed loop and at two
+#      fixed open-loop rates;
 #   2. resident memory per idle connection at 10,000 idle connections, for reactor, async and
 #      thread-per-connection, above each server's own idle baseline;
 #   3. one connection, one request at a time: each model's median round trip against a plain
@@ -112,6 +113,24 @@ if [[ $only == *1* ]]; then
         "$(calc "$r / $a")" "$(calc "$rc / $ac")"
     printf '  loadgen CPU per request / server CPU per request, median of all runs: %.3f (target <= 1)\n' \
         "$(median <"$work/lg_ratio")"
+    # Closed loop, both processes end up near 100% busy: each side's batches shrink until it is,
+    # so CPU per request then says little about either. At a fixed open-loop rate that neither
+    # saturates, CPU per request is what each needs for the same work.
+    for rate in 40000 80000; do
+        for model in reactor async; do
+            : >"$work/fixed.$model"
+            for i in $(seq "$reps"); do
+                start_server "$model"
+                run_loadgen "$work/f.json" --conns 50 --size 64 --warmup 1s --duration "$duration" --rate "$rate"
+                stop_server
+                n=$(json_field "$work/f.json" "['counts']['requests']")
+                echo $((cpu_ns / n)) >>"$work/fixed.$model"
+            done
+        done
+        r=$(median <"$work/fixed.reactor") a=$(median <"$work/fixed.async")
+        printf '  open loop at %d req/s: server CPU per request reactor %s ns, async %s ns: ratio %.3f (target <= 1)\n' \
+            "$rate" "$r" "$a" "$(calc "$r / $a")"
+    done
 fi
 
 if [[ $only == *2* ]]; then

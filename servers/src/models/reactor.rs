@@ -692,6 +692,9 @@ struct ChatRoom {
     /// Members given new output this turn: each is written once, at the end of the turn, however
     /// many lines it was given.
     dirty: Vec<(Token, u64)>,
+    /// The list `dirty` is swapped with while it is being written, kept so that neither list
+    /// is ever reallocated once it has grown to the room's size.
+    writing: Vec<(Token, u64)>,
     /// Members that left or were dropped with output still queued, and when they are closed
     /// whether or not they read it. All wait the same `DELIVERY_WAIT`, so the queue is in order.
     deadlines: VecDeque<(Instant, Token, u64)>,
@@ -699,7 +702,13 @@ struct ChatRoom {
 
 impl ChatRoom {
     fn new(queue_limit: usize) -> ChatRoom {
-        ChatRoom { queue_limit, next_id: 0, dirty: Vec::new(), deadlines: VecDeque::new() }
+        ChatRoom {
+            queue_limit,
+            next_id: 0,
+            dirty: Vec::new(),
+            writing: Vec::new(),
+            deadlines: VecDeque::new(),
+        }
     }
 
     /// The new connection `token` joins: welcome it, then tell the others.
@@ -849,7 +858,10 @@ impl Reactor {
     /// lines it got. Closing a member can give others a notice, hence the loop.
     fn write_members(&mut self) {
         while !self.chat.dirty.is_empty() {
-            for (token, serial) in std::mem::take(&mut self.chat.dirty) {
+            // Whoever is made dirty while this batch is written goes into the (empty) other list.
+            let mut batch = std::mem::take(&mut self.chat.writing);
+            std::mem::swap(&mut batch, &mut self.chat.dirty);
+            for (token, serial) in batch.drain(..) {
                 let Some(conn) = self.conns.get_mut(token.0).filter(|c| c.serial == serial) else { continue };
                 if let Some(member) = conn.member.as_mut() {
                     member.dirty = false;
@@ -857,6 +869,7 @@ impl Reactor {
                 let next = conn.write_outbox(self.poll.registry());
                 self.apply(token, next);
             }
+            self.chat.writing = batch;
         }
     }
 

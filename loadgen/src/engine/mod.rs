@@ -42,6 +42,6 @@ pub struct Plan {
     pub verify: bool,
     /// `Some` in open loop: when each request is due.
     pub timetable: Option<Timetable>,
-    /// Deadlines nearer than this are spun for rather than slept for (see [`waiter`]).
+    /// Open loop: sends due sooner than this are spun for rather than slept for (see [`waiter`]).
     pub spin_ns: u64,
 }

@@ -32,7 +32,7 @@ pub struct Waiter {
     token: Token,
     /// The deadline the timer is armed for, so an unchanged deadline costs no syscall.
     armed: Option<u64>,
-    /// Deadlines nearer than this are spun for, not slept for (0: never spin).
+    /// Sends due sooner than this are spun for, not slept for (0: never spin).
     spin_ns: u64,
     /// Spin time is counted only inside this window: the measured phase.
     window: (u64, u64),

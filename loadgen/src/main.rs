@@ -100,7 +100,7 @@ struct RunArgs {
     /// Open loop: wait for a send due sooner than this by spinning (polling without sleeping)
     /// rather than on a timer. A sleep and wake-up costs CPU (about 10 µs on a VM) and comes late,
     /// and the lateness would count as the server's latency. Spin time is reported apart from
-    /// work. 0 never spins.
+    /// work. 0 never spins: use it when loadgen shares its CPUs with the server.
     #[arg(long, default_value = "50us", value_parser = parse_duration)]
     spin: Duration,
     /// Calibration aid: count replies without checking them or recording latencies, to measure

@@ -29,10 +29,13 @@
 //! decoder appends nothing and says `Malformed`; the model then sends [`line_too_long`] to the
 //! sender alone, as `echo-line` would, and closes.
 //!
-//! Framing is `echo-line`'s (the same limit, the same early give-up on an over-long line, the
-//! same O(n) scan of a line that arrives one byte per read); only what happens to a line differs.
+//! Framing is `echo-line`'s, the same [`LineFramer`]; only what happens to a line differs.
 
 use super::Decoded;
+use super::line::{Line, LineFramer};
+
+/// The reply to a line over the limit: the same words as `echo-line`'s.
+pub use super::line::too_long as line_too_long;
 
 /// A member's id: unique within one server run, assigned in the order members join.
 pub type MemberId = u64;
@@ -43,9 +46,7 @@ pub const MAX_PREFIX: usize = 22;
 /// Decoder state for one member's connection.
 #[derive(Debug)]
 pub struct Chat {
-    max_line: usize,
-    /// How much of a pending partial line was already searched for `\n` (see `echo_line`).
-    scanned: usize,
+    lines: LineFramer,
     /// `"7: "`, formatted once when the member joins, copied before each of its lines.
     prefix: Vec<u8>,
 }
@@ -54,7 +55,7 @@ impl Chat {
     /// A decoder accepting lines of at most `max_line` bytes before the `\n`. Until
     /// [`speak_as`](Self::speak_as) names the member, its lines carry the prefix `?: `.
     pub fn new(max_line: usize) -> Chat {
-        Chat { max_line, scanned: 0, prefix: b"?: ".to_vec() }
+        Chat { lines: LineFramer::new(max_line), prefix: b"?: ".to_vec() }
     }
 
     /// From now on, this connection's lines are member `id`'s.
@@ -66,32 +67,20 @@ impl Chat {
 
     /// The longest input line: the longest text plus its `\n`.
     pub fn max_request_len(&self) -> usize {
-        self.max_line + 1
+        self.lines.max_request_len()
     }
 
     /// See [`super::Codec::decode`]: a complete line appends `ID: line\n` to `out`.
     #[inline]
     pub fn decode(&mut self, input: &[u8], out: &mut Vec<u8>) -> Decoded {
-        let from = self.scanned.min(input.len());
-        match memchr::memchr(b'\n', &input[from..]) {
-            Some(i) => {
-                let newline = from + i;
-                self.scanned = 0;
-                if newline > self.max_line {
-                    return Decoded::Malformed;
-                }
+        match self.lines.next(input) {
+            Line::Complete { len } => {
                 out.extend_from_slice(&self.prefix);
-                out.extend_from_slice(&input[..=newline]);
-                Decoded::Request { consumed: newline + 1 }
+                out.extend_from_slice(&input[..len]);
+                Decoded::Request { consumed: len }
             }
-            None if input.len() > self.max_line => {
-                self.scanned = 0;
-                Decoded::Malformed
-            }
-            None => {
-                self.scanned = input.len();
-                Decoded::Incomplete
-            }
+            Line::Incomplete => Decoded::Incomplete,
+            Line::TooLong => Decoded::Malformed,
         }
     }
 }
@@ -114,11 +103,6 @@ pub fn left(id: MemberId, out: &mut Vec<u8>) {
 /// `* 7 dropped (too slow)\n`, to everyone else.
 pub fn dropped(id: MemberId, out: &mut Vec<u8>) {
     notice(out, format_args!("* {id} dropped (too slow)"));
-}
-
-/// The reply to a line over the limit: the same words as `echo-line`'s.
-pub fn line_too_long(max_line: usize, out: &mut Vec<u8>) {
-    notice(out, format_args!("ERR line longer than {max_line} bytes"));
 }
 
 /// The last line a member gets when it is dropped for falling `limit` bytes behind.

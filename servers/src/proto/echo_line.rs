@@ -12,53 +12,39 @@
 //! delimiter says a message is complete.
 
 use super::Decoded;
+use super::line::{self, Line, LineFramer};
 
-/// Decoder state for one connection.
+/// Decoder state for one connection: only where the pending line stands (see [`super::line`]).
 #[derive(Debug)]
 pub struct EchoLine {
-    max_line: usize,
-    /// How many bytes of the pending partial line were already searched for `\n`, so a line that
-    /// arrives one byte per read costs O(n) in total, not O(n²).
-    scanned: usize,
+    lines: LineFramer,
 }
 
 impl EchoLine {
     /// A decoder accepting lines of at most `max_line` bytes before the `\n`.
     pub fn new(max_line: usize) -> EchoLine {
-        EchoLine { max_line, scanned: 0 }
+        EchoLine { lines: LineFramer::new(max_line) }
     }
 
     /// The longest request: the longest line plus its `\n`.
     pub fn max_request_len(&self) -> usize {
-        self.max_line + 1
+        self.lines.max_request_len()
     }
 
     /// See [`super::Codec::decode`].
     #[inline]
     pub fn decode(&mut self, input: &[u8], out: &mut Vec<u8>) -> Decoded {
-        let from = self.scanned.min(input.len());
-        match memchr::memchr(b'\n', &input[from..]) {
-            Some(i) => {
-                let newline = from + i;
-                self.scanned = 0;
-                if newline > self.max_line {
-                    return self.too_long(out);
-                }
-                out.extend_from_slice(&input[..=newline]);
-                Decoded::Request { consumed: newline + 1 }
+        match self.lines.next(input) {
+            Line::Complete { len } => {
+                out.extend_from_slice(&input[..len]);
+                Decoded::Request { consumed: len }
             }
-            None if input.len() > self.max_line => self.too_long(out),
-            None => {
-                self.scanned = input.len();
-                Decoded::Incomplete
+            Line::Incomplete => Decoded::Incomplete,
+            Line::TooLong => {
+                line::too_long(self.lines.max_line(), out);
+                Decoded::Malformed
             }
         }
-    }
-
-    fn too_long(&mut self, out: &mut Vec<u8>) -> Decoded {
-        self.scanned = 0;
-        out.extend_from_slice(format!("ERR line longer than {} bytes\n", self.max_line).as_bytes());
-        Decoded::Malformed
     }
 }
 

@@ -19,10 +19,12 @@
 //! `Connection: close`): answer it, then close the same way.
 //!
 //! A decoder may need state shared between connections (the `kv` protocol's store); it gets it
-//! as a [`Store`] argument, so the model decides how that state is shared and the decoder does not. The two echo
-//! protocols are the two classic answers to TCP being a byte stream with no message boundaries:
+//! as a [`Store`] argument, so the model decides how that state is shared and the decoder does
+//! not. The two echo protocols are the two classic answers to TCP being a byte stream with no message boundaries:
 //! a *delimiter* ([`echo_line`]) or a *length header* ([`echo_frame`]); [`http`] uses both, and so
 //! does [`kv`], Redis's protocol: length headers for its arguments, lines for its headers.
+//!
+//! [`line`] is the newline framing that `echo-line` and `chat` share.
 //!
 //! [`chat`] is not request/response: a line goes to the *other* members. It still decodes
 //! through the same [`Codec`] (its "response" is the message as the others see it, which the
@@ -34,6 +36,7 @@ pub mod echo_frame;
 pub mod echo_line;
 pub mod http;
 pub mod kv;
+pub mod line;
 pub mod outbox;
 
 use std::fmt;

@@ -9,10 +9,9 @@ use std::io::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::config::{Pacing, ProtocolKind, RunConfig};
+use crate::config::{ProtocolKind, RunConfig};
 use crate::connect::{self, Opened};
 use crate::engine::clock::Clock;
-use crate::engine::timetable::Timetable;
 use crate::engine::worker::Worker;
 use crate::engine::{Plan, Tally};
 use crate::error::RunError;
@@ -63,21 +62,7 @@ fn run_with<P: ClientProtocol>(cfg: &RunConfig, proto: &P) -> Result<RunReport, 
     let conns_opened = working.len();
 
     let clock = Clock::start();
-    let warmup_end_ns = nanos(cfg.warmup);
-    let plan = Plan {
-        warmup_end_ns,
-        end_ns: warmup_end_ns + nanos(cfg.duration),
-        depth: cfg.depth,
-        timeout_ns: nanos(cfg.timeout),
-        verify: cfg.verify,
-        timetable: match cfg.pacing {
-            Pacing::Closed => None,
-            // The timetable is laid out over the connections asked for, so a refused
-            // connection's share of the rate shows up as a shortfall rather than vanishing.
-            Pacing::Open { rate } => Some(Timetable::new(rate, cfg.conns)),
-        },
-        spin_ns: nanos(cfg.spin),
-    };
+    let plan = Plan::new(cfg, cfg.conns);
     // Deal connections round-robin so each thread gets an even share.
     let threads = cfg.threads.min(conns_opened.max(1));
     let mut shards: Vec<Vec<(u64, std::net::TcpStream)>> = (0..threads).map(|_| Vec::new()).collect();

@@ -19,6 +19,7 @@
 //! sender's member id, which each member learns from its own welcome, `* you are ID`.
 
 use crate::config::SizeSpec;
+use crate::payload::mix;
 
 /// Bytes of the fixed header: 8 hex digits, space, 16 hex digits, space, 16 hex digits.
 pub const HEADER_LEN: usize = 8 + 1 + 16 + 1 + 16;
@@ -195,14 +196,6 @@ fn unhex(digits: &[u8]) -> Option<u64> {
         };
         Some(acc << 4 | u64::from(nibble))
     })
-}
-
-/// SplitMix64's finaliser: a cheap, well-spread hash of one number.
-fn mix(mut x: u64) -> u64 {
-    x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    x ^ (x >> 31)
 }
 
 #[cfg(test)]

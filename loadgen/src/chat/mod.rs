@@ -31,11 +31,10 @@ use std::sync::atomic::AtomicU64;
 use crate::config::{Pacing, RunConfig};
 use crate::connect;
 use crate::engine::clock::Clock;
-use crate::engine::timetable::Timetable;
 use crate::engine::{Plan, Tally};
 use crate::error::RunError;
 use crate::report::RunReport;
-use crate::run::{nanos, watch};
+use crate::run::watch;
 use crate::sys::CpuTime;
 
 /// Runs one chat measurement as `cfg` describes (called by [`crate::run`]).
@@ -68,19 +67,8 @@ pub(crate) fn run(cfg: &RunConfig) -> Result<RunReport, RunError> {
     }
 
     let clock = Clock::start();
-    let warmup_end_ns = nanos(cfg.warmup);
-    let plan = Plan {
-        warmup_end_ns,
-        end_ns: warmup_end_ns + nanos(cfg.duration),
-        depth: cfg.depth,
-        timeout_ns: nanos(cfg.timeout),
-        verify: true,
-        timetable: match cfg.pacing {
-            Pacing::Closed => None,
-            Pacing::Open { rate } => Some(Timetable::new(rate, conns_opened)),
-        },
-        spin_ns: nanos(cfg.spin),
-    };
+    // `--no-verify` is refused for chat, so the plan always checks.
+    let plan = Plan::new(cfg, conns_opened);
     let progress = [AtomicU64::new(0)];
     let (ran, cpu) = std::thread::scope(|scope| {
         let handle = std::thread::Builder::new()

@@ -27,6 +27,9 @@ pub use tally::Tally;
 
 use timetable::Timetable;
 
+use crate::config::{Pacing, RunConfig};
+use crate::run::nanos;
+
 /// The phases and limits every worker obeys, in nanoseconds on the shared [`clock::Clock`].
 #[derive(Debug, Clone, Copy)]
 pub struct Plan {
@@ -44,4 +47,25 @@ pub struct Plan {
     pub timetable: Option<Timetable>,
     /// Open loop: sends due sooner than this are spun for rather than slept for (see [`waiter`]).
     pub spin_ns: u64,
+}
+
+impl Plan {
+    /// The plan `cfg` asks for. The open-loop timetable is laid out over `conns` connections:
+    /// the ones asked for (so a refused connection's share of the rate shows up as a shortfall
+    /// rather than vanishing), or, for chat, the members that joined.
+    pub fn new(cfg: &RunConfig, conns: usize) -> Plan {
+        let warmup_end_ns = nanos(cfg.warmup);
+        Plan {
+            warmup_end_ns,
+            end_ns: warmup_end_ns + nanos(cfg.duration),
+            depth: cfg.depth,
+            timeout_ns: nanos(cfg.timeout),
+            verify: cfg.verify,
+            timetable: match cfg.pacing {
+                Pacing::Closed => None,
+                Pacing::Open { rate } => Some(Timetable::new(rate, conns)),
+            },
+            spin_ns: nanos(cfg.spin),
+        }
+    }
 }

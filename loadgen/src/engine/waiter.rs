@@ -8,8 +8,8 @@
 //! the *server's* latencies. `scripts/check-targets.sh --only 5` shows both on the lab's VM (the
 //! table is in loadgen's README): at 20,000 req/s against the reactor, loadgen needed 25 µs of CPU
 //! per request sleeping and 10 µs spinning, and the median from due time to reply was 49 µs
-//! sleeping and 22 µs spinning. Sleeping, loadgen ran out of CPU at 80,000 req/s, under half
-//! of what the servers answer in closed loop.
+//! sleeping and 22 µs spinning. Sleeping, loadgen ran out of CPU at 80,000 req/s, well below
+//! what the fastest servers answer in closed loop.
 //!
 //! So when the next send is due less than `spin` from now, the loop polls with a zero timeout
 //! instead, reading replies as they come, until the send is due. Spinning is CPU that loadgen

@@ -90,10 +90,15 @@ fn fixed_reply_server(reply: &'static [u8]) -> (SocketAddr, Arc<AtomicU64>) {
                             Ok(_) => {}
                         }
                     }
-                    if head != expected || stream.write_all(reply).is_err() {
+                    if head != expected {
                         return;
                     }
+                    // Counted before the write: once loadgen has the reply it may finish and
+                    // read the count before this thread gets to run again.
                     count.fetch_add(1, Ordering::SeqCst);
+                    if stream.write_all(reply).is_err() {
+                        return;
+                    }
                 }
             });
         }

@@ -5,45 +5,14 @@ mod support;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use servers::Model;
 use support::connect;
-
-const BIN: &str = env!("CARGO_BIN_EXE_server");
-
-/// A `server` process, killed if the test fails before it exits.
-struct Process(Child);
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use support::process::Process;
 
 fn start(model: Model) -> (Process, SocketAddr) {
-    let mut child = Command::new(BIN)
-        .args(["--model", model.name(), "--proto", "chat", "--addr", "127.0.0.1:0", "--grace", "2s"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start the server binary");
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    thread::spawn(move || {
-        let mut line = String::new();
-        let _ = BufReader::new(stdout).read_line(&mut line);
-        let _ = tx.send(line);
-    });
-    let process = Process(child);
-    let line = rx.recv_timeout(Duration::from_secs(10)).expect("a `listening on` line");
-    let addr =
-        line.strip_prefix("listening on ").and_then(|a| a.trim_end().parse().ok()).expect("an address");
-    (process, addr)
+    Process::start(&["--model", model.name(), "--proto", "chat", "--grace", "2s"])
 }
 
 fn line(reader: &mut impl BufRead) -> String {
@@ -66,19 +35,11 @@ fn every_model_chats_and_exits_0_on_sigterm_with_members_connected() {
             b.get_mut().write_all(b"hello from b\n").unwrap();
             assert_eq!(line(&mut a), format!("{b_id}: hello from b\n"), "{model}");
         }
-        // SAFETY: kill(2) on the PID of a child we started and have not reaped.
-        assert_eq!(unsafe { libc::kill(server.0.id() as i32, libc::SIGTERM) }, 0);
+        server.signal(libc::SIGTERM);
         // A member still connected sees end-of-file: shutdown is a clean close, not a reset.
         let mut rest = Vec::new();
         a.read_to_end(&mut rest).expect("a clean end-of-file");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let status = loop {
-            if let Some(status) = server.0.try_wait().unwrap() {
-                break status;
-            }
-            assert!(Instant::now() < deadline, "{model}: no exit within 10 s of SIGTERM");
-            thread::sleep(Duration::from_millis(10)); // polling a child's exit, not synchronising
-        };
+        let status = server.wait_within(Duration::from_secs(10));
         assert!(status.success(), "{model} exited with {status}");
     }
 }

@@ -311,50 +311,21 @@ pub fn shutdown_while_the_client_keeps_sending_tears_no_reply(model: Model, prot
 macro_rules! conformance_tests {
     ($model:expr, $proto:expr) => {
         use super::super::*;
-        #[test]
-        fn one_request() {
-            super::super::one_request($model, $proto)
-        }
-        #[test]
-        fn many_clients_random_sizes() {
-            super::super::many_clients_random_sizes($model, $proto)
-        }
-        #[test]
-        fn one_byte_per_write() {
-            super::super::one_byte_per_write($model, $proto)
-        }
-        #[test]
-        fn fifty_requests_in_one_write() {
-            super::super::fifty_requests_in_one_write($model, $proto)
-        }
-        #[test]
-        fn half_close_still_gets_every_reply() {
-            super::super::half_close_still_gets_every_reply($model, $proto)
-        }
-        #[test]
-        fn reset_mid_reply_disturbs_no_one() {
-            super::super::reset_mid_reply_disturbs_no_one($model, $proto)
-        }
-        #[test]
-        fn oversized_request_is_refused() {
-            super::super::oversized_request_is_refused($model, $proto)
-        }
-        #[test]
-        fn idle_client_does_not_hold_up_others() {
-            super::super::idle_client_does_not_hold_up_others($model, $proto)
-        }
-        #[test]
-        fn peer_that_never_reads_is_held_back() {
-            super::super::peer_that_never_reads_is_held_back($model, $proto)
-        }
-        #[test]
-        fn shutdown_while_the_client_keeps_sending_tears_no_reply() {
-            super::super::shutdown_while_the_client_keeps_sending_tears_no_reply($model, $proto)
-        }
-        #[test]
-        fn graceful_shutdown_finishes_in_flight_requests() {
-            super::super::graceful_shutdown_finishes_in_flight_requests($model, $proto)
-        }
+        crate::cases!(
+            [super::super],
+            ($model, $proto),
+            one_request,
+            many_clients_random_sizes,
+            one_byte_per_write,
+            fifty_requests_in_one_write,
+            half_close_still_gets_every_reply,
+            reset_mid_reply_disturbs_no_one,
+            oversized_request_is_refused,
+            idle_client_does_not_hold_up_others,
+            peer_that_never_reads_is_held_back,
+            shutdown_while_the_client_keeps_sending_tears_no_reply,
+            graceful_shutdown_finishes_in_flight_requests,
+        );
     };
 }
 

@@ -437,14 +437,12 @@ fn blocking_lesson_one_member_at_a_time() {
 /// Every case a lone member can take part in, for one model.
 macro_rules! lone_member_tests {
     ($model:expr) => {
-        #[test]
-        fn a_lone_member_is_welcomed_and_can_leave() {
-            super::a_lone_member_is_welcomed_and_can_leave($model)
-        }
-        #[test]
-        fn an_oversized_line_is_refused_while_others_chat() {
-            super::an_oversized_line_is_refused_while_others_chat($model)
-        }
+        crate::cases!(
+            [super],
+            ($model),
+            a_lone_member_is_welcomed_and_can_leave,
+            an_oversized_line_is_refused_while_others_chat,
+        );
     };
 }
 
@@ -452,30 +450,16 @@ macro_rules! lone_member_tests {
 macro_rules! room_tests {
     ($model:expr) => {
         lone_member_tests!($model);
-        #[test]
-        fn joins_and_leaves_are_announced() {
-            super::joins_and_leaves_are_announced($model)
-        }
-        #[test]
-        fn every_line_reaches_every_other_member_once_in_order() {
-            super::every_line_reaches_every_other_member_once_in_order($model)
-        }
-        #[test]
-        fn split_and_coalesced_lines_arrive_whole() {
-            super::split_and_coalesced_lines_arrive_whole($model)
-        }
-        #[test]
-        fn a_member_that_resets_disturbs_no_one() {
-            super::a_member_that_resets_disturbs_no_one($model)
-        }
-        #[test]
-        fn a_slow_member_is_dropped_while_the_others_keep_up() {
-            super::a_slow_member_is_dropped_while_the_others_keep_up($model)
-        }
-        #[test]
-        fn graceful_shutdown_delivers_queued_lines() {
-            super::graceful_shutdown_delivers_queued_lines($model)
-        }
+        crate::cases!(
+            [super],
+            ($model),
+            joins_and_leaves_are_announced,
+            every_line_reaches_every_other_member_once_in_order,
+            split_and_coalesced_lines_arrive_whole,
+            a_member_that_resets_disturbs_no_one,
+            a_slow_member_is_dropped_while_the_others_keep_up,
+            graceful_shutdown_delivers_queued_lines,
+        );
     };
 }
 

@@ -401,74 +401,27 @@ macro_rules! http_conformance_tests {
     ($($module:ident => $model:expr),* $(,)?) => {
         $(mod $module {
             use servers::Model;
-            #[test]
-            fn one_request() {
-                super::one_request($model)
-            }
-            #[test]
-            fn many_clients_random_requests() {
-                super::many_clients_random_requests($model)
-            }
-            #[test]
-            fn one_byte_per_write() {
-                super::one_byte_per_write($model)
-            }
-            #[test]
-            fn fifty_requests_in_one_write() {
-                super::fifty_requests_in_one_write($model)
-            }
-            #[test]
-            fn half_close_still_gets_every_reply() {
-                super::half_close_still_gets_every_reply($model)
-            }
-            #[test]
-            fn reset_mid_reply_disturbs_no_one() {
-                super::reset_mid_reply_disturbs_no_one($model)
-            }
-            #[test]
-            fn oversized_requests_are_refused() {
-                super::oversized_requests_are_refused($model)
-            }
-            #[test]
-            fn idle_client_does_not_hold_up_others() {
-                super::idle_client_does_not_hold_up_others($model)
-            }
-            #[test]
-            fn peer_that_never_reads_is_held_back() {
-                super::peer_that_never_reads_is_held_back($model)
-            }
-            #[test]
-            fn graceful_shutdown_finishes_in_flight_requests() {
-                super::graceful_shutdown_finishes_in_flight_requests($model)
-            }
-            #[test]
-            fn shutdown_while_the_client_keeps_sending_tears_no_reply() {
-                super::shutdown_while_the_client_keeps_sending_tears_no_reply($model)
-            }
-            #[test]
-            fn keep_alive_serves_many_requests_on_one_connection() {
-                super::keep_alive_serves_many_requests_on_one_connection($model)
-            }
-            #[test]
-            fn connection_close_gets_its_reply_then_eof() {
-                super::connection_close_gets_its_reply_then_eof($model)
-            }
-            #[test]
-            fn http_1_0_closes_unless_it_asks_to_keep_alive() {
-                super::http_1_0_closes_unless_it_asks_to_keep_alive($model)
-            }
-            #[test]
-            fn not_found_not_allowed_and_head_keep_the_connection() {
-                super::not_found_not_allowed_and_head_keep_the_connection($model)
-            }
-            #[test]
-            fn errors_are_answered_then_the_connection_closes() {
-                super::errors_are_answered_then_the_connection_closes($model)
-            }
-            #[test]
-            fn a_real_client_sends_several_requests_on_one_connection() {
-                super::a_real_client_sends_several_requests_on_one_connection($model)
-            }
+            crate::cases!(
+                [super],
+                ($model),
+                one_request,
+                many_clients_random_requests,
+                one_byte_per_write,
+                fifty_requests_in_one_write,
+                half_close_still_gets_every_reply,
+                reset_mid_reply_disturbs_no_one,
+                oversized_requests_are_refused,
+                idle_client_does_not_hold_up_others,
+                peer_that_never_reads_is_held_back,
+                graceful_shutdown_finishes_in_flight_requests,
+                shutdown_while_the_client_keeps_sending_tears_no_reply,
+                keep_alive_serves_many_requests_on_one_connection,
+                connection_close_gets_its_reply_then_eof,
+                http_1_0_closes_unless_it_asks_to_keep_alive,
+                not_found_not_allowed_and_head_keep_the_connection,
+                errors_are_answered_then_the_connection_closes,
+                a_real_client_sends_several_requests_on_one_connection,
+            );
         })*
     };
 }

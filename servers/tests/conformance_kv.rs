@@ -18,6 +18,7 @@ use std::time::Duration;
 use servers::session::Knobs;
 use servers::store::StoreKind;
 use servers::{Model, Proto, ServerConfig};
+use support::kv::command as cmd;
 use support::*;
 
 /// The default configuration with an explicit pool size (see `conformance.rs` for why).
@@ -30,17 +31,6 @@ fn config(store: StoreKind) -> ServerConfig {
 
 fn start(model: Model) -> TestServer {
     TestServer::with_config(model, config(StoreKind::default()))
-}
-
-/// A command as a RESP array of bulk strings.
-fn cmd(args: &[&[u8]]) -> Vec<u8> {
-    let mut out = format!("*{}\r\n", args.len()).into_bytes();
-    for arg in args {
-        out.extend_from_slice(format!("${}\r\n", arg.len()).as_bytes());
-        out.extend_from_slice(arg);
-        out.extend_from_slice(b"\r\n");
-    }
-    out
 }
 
 /// Read one whole RESP reply (any type, arrays included) and return its bytes.
@@ -429,60 +419,32 @@ pub fn incr_from_many_connections_counts_exactly(model: Model, store: StoreKind)
 /// The protocol-generic cases for one model.
 macro_rules! generic_cases {
     ($model:expr) => {
-        #[test]
-        fn many_clients_random_sizes() {
-            super::many_clients_random_sizes($model)
-        }
-        #[test]
-        fn one_byte_per_write() {
-            super::one_byte_per_write($model)
-        }
-        #[test]
-        fn fifty_requests_in_one_write() {
-            super::fifty_requests_in_one_write($model)
-        }
-        #[test]
-        fn half_close_still_gets_every_reply() {
-            super::half_close_still_gets_every_reply($model)
-        }
-        #[test]
-        fn reset_mid_reply_disturbs_no_one() {
-            super::reset_mid_reply_disturbs_no_one($model)
-        }
-        #[test]
-        fn oversized_or_broken_requests_are_refused() {
-            super::oversized_or_broken_requests_are_refused($model)
-        }
-        #[test]
-        fn idle_client_does_not_hold_up_others() {
-            super::idle_client_does_not_hold_up_others($model)
-        }
-        #[test]
-        fn peer_that_never_reads_is_held_back() {
-            super::peer_that_never_reads_is_held_back($model)
-        }
-        #[test]
-        fn graceful_shutdown_finishes_in_flight_requests() {
-            super::graceful_shutdown_finishes_in_flight_requests($model)
-        }
-        #[test]
-        fn shutdown_while_the_client_keeps_sending_tears_no_reply() {
-            super::shutdown_while_the_client_keeps_sending_tears_no_reply($model)
-        }
+        crate::cases!(
+            [super],
+            ($model),
+            many_clients_random_sizes,
+            one_byte_per_write,
+            fifty_requests_in_one_write,
+            half_close_still_gets_every_reply,
+            reset_mid_reply_disturbs_no_one,
+            oversized_or_broken_requests_are_refused,
+            idle_client_does_not_hold_up_others,
+            peer_that_never_reads_is_held_back,
+            graceful_shutdown_finishes_in_flight_requests,
+            shutdown_while_the_client_keeps_sending_tears_no_reply,
+        );
     };
 }
 
 /// The shared-state cases for one model and store kind.
 macro_rules! store_cases {
     ($model:expr, $store:expr) => {
-        #[test]
-        fn state_is_shared_across_connections() {
-            super::super::state_is_shared_across_connections($model, $store)
-        }
-        #[test]
-        fn incr_from_many_connections_counts_exactly() {
-            super::super::incr_from_many_connections_counts_exactly($model, $store)
-        }
+        crate::cases!(
+            [super::super],
+            ($model, $store),
+            state_is_shared_across_connections,
+            incr_from_many_connections_counts_exactly,
+        );
     };
 }
 

@@ -4,12 +4,15 @@
 //! The allocator counts only on threads that ask for it, so the test harness's own threads
 //! (which allocate when they please) cannot disturb the count.
 
+mod support;
+
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use servers::proto::{Codec, DEFAULT_MAX_FRAME, Decoded, Proto};
 use servers::store::{LocalStore, SharedStore, Store, StoreKind};
+use support::kv::command as resp;
 
 struct Counting;
 
@@ -47,16 +50,6 @@ unsafe impl GlobalAlloc for Counting {
 
 #[global_allocator]
 static COUNTING: Counting = Counting;
-
-fn resp(args: &[&[u8]]) -> Vec<u8> {
-    let mut out = format!("*{}\r\n", args.len()).into_bytes();
-    for arg in args {
-        out.extend_from_slice(format!("${}\r\n", arg.len()).as_bytes());
-        out.extend_from_slice(arg);
-        out.extend_from_slice(b"\r\n");
-    }
-    out
-}
 
 /// Allocations made while serving `rounds` pipelined batches of SET and GET (inline ones too)
 /// to keys that already exist, with values of an unchanged size.

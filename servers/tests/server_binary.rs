@@ -3,77 +3,13 @@
 mod support;
 
 use std::io::{BufRead, BufReader, Read};
-use std::net::SocketAddr;
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc;
+use std::process::Command;
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use servers::{Model, Proto};
+use support::process::{BIN, Process};
 use support::{connect, request, round_trip};
-
-const BIN: &str = env!("CARGO_BIN_EXE_server");
-
-/// A `server` process, killed if a test fails before stopping it.
-struct Process {
-    child: Child,
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Process {
-    fn start(args: &[&str]) -> (Process, SocketAddr) {
-        Process::start_with(args, |_| {})
-    }
-
-    /// Start the server after `adjust` has had its say on the command (limits, say).
-    fn start_with(args: &[&str], adjust: impl FnOnce(&mut Command)) -> (Process, SocketAddr) {
-        let mut command = Command::new(BIN);
-        adjust(&mut command);
-        let mut child = command
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start the server binary");
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        thread::spawn(move || {
-            let mut line = String::new();
-            let _ = BufReader::new(stdout).read_line(&mut line);
-            let _ = tx.send(line);
-        });
-        let process = Process { child };
-        let line = rx.recv_timeout(Duration::from_secs(10)).expect("a `listening on` line");
-        let addr = line
-            .strip_prefix("listening on ")
-            .and_then(|a| a.trim_end().parse().ok())
-            .unwrap_or_else(|| panic!("unexpected first line {line:?}"));
-        (process, addr)
-    }
-
-    fn signal(&self, sig: i32) {
-        // SAFETY: kill(2) with the PID of a child we started and have not reaped.
-        let rc = unsafe { libc::kill(self.child.id() as i32, sig) };
-        assert_eq!(rc, 0, "kill failed");
-    }
-
-    fn wait_within(&mut self, limit: Duration) -> ExitStatus {
-        let deadline = Instant::now() + limit;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            assert!(Instant::now() < deadline, "server did not exit within {limit:?}");
-            thread::sleep(Duration::from_millis(10)); // polling a child's exit, not synchronising
-        }
-    }
-}
 
 #[test]
 fn every_model_prints_its_address_echoes_and_exits_0_on_sigterm() {

@@ -7,6 +7,8 @@
 #![allow(dead_code)] // each test binary uses its own share of these helpers
 
 pub mod http;
+pub mod kv;
+pub mod process;
 
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -176,4 +178,23 @@ pub fn nothing_arrives_within(stream: &mut TcpStream, wait: Duration) -> bool {
     };
     stream.set_read_timeout(Some(TIMEOUT)).unwrap();
     quiet
+}
+
+/// One `#[test]` per name, each calling the function of that name in `[module]` with the same
+/// arguments: how every conformance file runs each of its bodies under every model. For
+/// example, `cases!([super], (Model::Reactor), one_request, one_byte_per_write)` makes
+/// `fn one_request() { super::one_request(Model::Reactor) }` and the same for the other.
+#[macro_export]
+macro_rules! cases {
+    ([$($module:tt)*], $args:tt, $name:ident $(, $rest:ident)* $(,)?) => {
+        #[test]
+        fn $name() {
+            $crate::cases!(@call [$($module)*] $name $args)
+        }
+        $crate::cases!([$($module)*], $args $(, $rest)*);
+    };
+    ([$($module:tt)*], $args:tt $(,)?) => {};
+    (@call [$($module:tt)*] $name:ident ($($arg:expr),* $(,)?)) => {
+        $($module)*::$name($($arg),*)
+    };
 }

@@ -1,0 +1,76 @@
+//! The `server` binary as a child process: started on port 0, its address read from its first
+//! line, killed if a test fails before it exits.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// The binary under test.
+pub const BIN: &str = env!("CARGO_BIN_EXE_server");
+
+/// A running `server` process.
+pub struct Process {
+    pub child: Child,
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Process {
+    /// Starts `server ARGS` (its `--addr` defaults to port 0) and waits for `listening on ADDR`.
+    pub fn start(args: &[&str]) -> (Process, SocketAddr) {
+        Process::start_with(args, |_| {})
+    }
+
+    /// Starts the server after `adjust` has had its say on the command (limits, say).
+    pub fn start_with(args: &[&str], adjust: impl FnOnce(&mut Command)) -> (Process, SocketAddr) {
+        let mut command = Command::new(BIN);
+        adjust(&mut command);
+        let mut child = command
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start the server binary");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        thread::spawn(move || {
+            let mut line = String::new();
+            let _ = BufReader::new(stdout).read_line(&mut line);
+            let _ = tx.send(line);
+        });
+        let process = Process { child };
+        let line = rx.recv_timeout(Duration::from_secs(10)).expect("a `listening on` line");
+        let addr = line
+            .strip_prefix("listening on ")
+            .and_then(|a| a.trim_end().parse().ok())
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"));
+        (process, addr)
+    }
+
+    /// Sends `sig` (`libc::SIGTERM`, say).
+    pub fn signal(&self, sig: i32) {
+        // SAFETY: kill(2) with the PID of a child we started and have not reaped.
+        let rc = unsafe { libc::kill(self.child.id() as i32, sig) };
+        assert_eq!(rc, 0, "kill failed");
+    }
+
+    /// Waits for the process to exit, failing the test after `limit`.
+    pub fn wait_within(&mut self, limit: Duration) -> ExitStatus {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "server did not exit within {limit:?}");
+            thread::sleep(Duration::from_millis(10)); // polling a child's exit, not synchronising
+        }
+    }
+}

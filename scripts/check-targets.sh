@@ -38,28 +38,9 @@ cargo build --release -p loadgen --example naive_echo_client --quiet
 server_bin=$target/release/server loadgen_bin=$target/release/loadgen
 naive_bin=$target/release/examples/naive_echo_client
 work=$(mktemp -d)
-server_pid=
+source scripts/lib/pinned-server.sh
 cleanup() { [[ -n $server_pid ]] && kill "$server_pid" 2>/dev/null; rm -rf "$work"; }
 trap cleanup EXIT
-
-# start_server MODEL [ARGS...]: sets server_pid and addr.
-start_server() {
-    local model=$1; shift
-    taskset -c 0 "$server_bin" --model "$model" --proto echo-line "$@" >"$work/listen" 2>"$work/server.err" &
-    server_pid=$!
-    for _ in $(seq 200); do
-        grep -q '^listening on' "$work/listen" && break
-        sleep 0.05
-    done
-    addr=$(sed -n 's/^listening on //p' "$work/listen")
-    [[ -n $addr ]] || { echo "server $model did not start: $(cat "$work/server.err")" >&2; exit 1; }
-}
-
-stop_server() {
-    kill -TERM "$server_pid"
-    wait "$server_pid" || echo "warning: server exited with $?" >&2
-    server_pid=
-}
 
 # Nanoseconds of CPU the server has used, all threads (schedstat: first field, ns on CPU).
 # A thread may exit between the glob and the read: ignore the ones that vanished. Printed with
@@ -87,13 +68,12 @@ run_loadgen() {
 
 json_field() { python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print(eval('d'+sys.argv[2]))" "$1" "$2"; }
 calc() { awk "BEGIN { print $1 }"; }
-median() { sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
 
 if [[ $only == *1* ]]; then
     echo "== 1. reactor vs async (current-thread): echo-line 64 B, 50 connections, $reps x $duration"
     for i in $(seq "$reps"); do
         for model in reactor async; do
-            start_server "$model"
+            start_server "$model" echo-line
             run_loadgen "$work/t.json" --conns 50 --size 64 --warmup 1s --duration "$duration"
             stop_server
             rate=$(json_field "$work/t.json" "['achieved_rate']")
@@ -120,7 +100,7 @@ if [[ $only == *1* ]]; then
         for model in reactor async; do
             : >"$work/fixed.$model"
             for i in $(seq "$reps"); do
-                start_server "$model"
+                start_server "$model" echo-line
                 run_loadgen "$work/f.json" --conns 50 --size 64 --warmup 1s --duration "$duration" --rate "$rate"
                 stop_server
                 n=$(json_field "$work/f.json" "['counts']['requests']")
@@ -136,7 +116,7 @@ fi
 if [[ $only == *2* ]]; then
     echo "== 2. resident memory per idle connection, 10,000 idle connections"
     for model in reactor async thread-per-connection; do
-        start_server "$model"
+        start_server "$model" echo-line
         base=$(server_rss_kib)
         run_loadgen "$work/idle.json" --conns 1 --idle-conns 10000 --warmup 0 --duration 2s --timeout 10s
         stop_server
@@ -156,7 +136,7 @@ if [[ $only == *4* ]]; then
     for conns in 1 64 1000; do
         : >"$work/lg" ; : >"$work/naive"
         for i in $(seq "$reps"); do
-            start_server reactor
+            start_server reactor echo-line
             run_loadgen "$work/l.json" --conns "$conns" --warmup 1s --duration "$duration"
             json_field "$work/l.json" "['achieved_rate']" >>"$work/lg"
             taskset -c 1 "$naive_bin" "$addr" "$conns" "$secs" 2>/dev/null |
@@ -169,7 +149,7 @@ if [[ $only == *4* ]]; then
     done
     : >"$work/on" ; : >"$work/off"
     for i in $(seq "$reps"); do
-        start_server reactor
+        start_server reactor echo-line
         run_loadgen "$work/v.json" --conns 50 --warmup 1s --duration "$duration"
         json_field "$work/v.json" "['achieved_rate']" >>"$work/on"
         run_loadgen "$work/v.json" --conns 50 --warmup 1s --duration "$duration" --no-verify
@@ -189,7 +169,7 @@ if [[ $only == *5* ]]; then
         for spin in 0 50us; do
             : >"$work/o5"
             for i in $(seq "$reps"); do
-                start_server reactor
+                start_server reactor echo-line
                 run_loadgen "$work/o.json" --conns 50 --size 64 --warmup 1s --duration "$duration" \
                     --rate "$rate" --spin "$spin"
                 stop_server

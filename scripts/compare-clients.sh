@@ -44,26 +44,10 @@ target=${CARGO_TARGET_DIR:-target}
 cargo build --release -p servers -p loadgen --quiet
 server_bin=$target/release/server loadgen_bin=$target/release/loadgen
 work=$(mktemp -d)
-server_pid=
+source scripts/lib/pinned-server.sh
 cleanup() { [[ -n $server_pid ]] && kill "$server_pid" 2>/dev/null; rm -rf "$work"; }
 trap cleanup EXIT
 
-start_server() { # start_server PROTO: sets server_pid and addr
-    taskset -c 0 "$server_bin" --model "$model" --proto "$1" >"$work/listen" 2>"$work/server.err" &
-    server_pid=$!
-    for _ in $(seq 200); do
-        grep -q '^listening on' "$work/listen" && break
-        sleep 0.05
-    done
-    addr=$(sed -n 's/^listening on //p' "$work/listen")
-    [[ -n $addr ]] || { echo "server did not start: $(cat "$work/server.err")" >&2; exit 1; }
-}
-stop_server() {
-    kill -TERM "$server_pid"
-    wait "$server_pid" || echo "warning: server exited with $?" >&2
-    server_pid=
-}
-median() { sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
 # loadgen_run FILE ARGS...: one loadgen run on CPU 1; appends "req/s p50_us p99_us" to FILE.
 loadgen_run() {
     local out=$1; shift
@@ -92,7 +76,7 @@ echo "server: $model, pinned to CPU 0; clients pinned to CPU 1; $conns connectio
 if [[ $only == *http* ]]; then
     : >"$work/wrk" ; : >"$work/lg-http"
     for _ in $(seq "$reps"); do
-        start_server http
+        start_server "$model" http
         taskset -c 1 wrk -t1 -c"$conns" -d"${secs}s" --latency "http://$addr/" >"$work/wrk.out"
         rate=$(awk '/^Requests\/sec:/ {print $2}' "$work/wrk.out")
         p50=$(awk '$1 == "50%" {print $2}' "$work/wrk.out") p99=$(awk '$1 == "99%" {print $2}' "$work/wrk.out")
@@ -101,7 +85,7 @@ if [[ $only == *http* ]]; then
         fi
         echo "$rate $(to_us "$p50") $(to_us "$p99")" >>"$work/wrk"
         stop_server
-        start_server http
+        start_server "$model" http
         loadgen_run "$work/lg-http" --proto http
         stop_server
     done
@@ -119,7 +103,7 @@ if [[ $only == *kv* ]]; then
     : >"$work/rb-set" ; : >"$work/rb-get" ; : >"$work/lg-set" ; : >"$work/lg-get"
     n=$((20000 * secs * conns / 50))
     for _ in $(seq "$reps"); do
-        start_server kv
+        start_server "$model" kv
         taskset -c 1 redis-benchmark -h "${addr%:*}" -p "${addr##*:}" -c "$conns" -n "$n" -r 100000 -d 64 \
             -t set,get --csv >"$work/rb.csv" 2>"$work/rb.err" || { cat "$work/rb.err" >&2; exit 1; }
         # CSV: "test","rps","avg_latency_ms","min_latency_ms","p50_latency_ms","p95_latency_ms","p99_latency_ms","max_latency_ms"
@@ -135,7 +119,7 @@ PY
         for mix in set get; do
             ratio=0
             [[ $mix == get ]] && ratio=1
-            start_server kv
+            start_server "$model" kv
             # loadgen SETs each of its keys once before its mix starts (in the warm-up), so its
             # GETs find values, as redis-benchmark's GETs find the ones its SET test left.
             loadgen_run "$work/lg-$mix" --proto kv --size 64 --kv-keys 100000 --kv-get-ratio "$ratio"

@@ -41,8 +41,8 @@
 //! And readiness has a price of its own: a thread blocked in `read` is handed the bytes by the
 //! wake-up itself, while a loop is woken by `epoll_wait` and then calls `read`. With one client
 //! sending one request at a time, `cargo bench -p servers --bench round_trip` measured a bare
-//! epoll loop at 1.055× the round trip of a blocked thread (12.04 µs against 11.39 µs), and
-//! this reactor at 1.083×; the same bench puts the threaded models at 1.005–1.010×. An event
+//! epoll loop at 1.054× the round trip of a blocked thread (12.12 µs against 11.50 µs), and
+//! this reactor at 1.089×; the same bench puts the threaded models at 1.003–1.009×. An event
 //! loop wins on many connections, not on one.
 //!
 //! **Where it breaks.** Anything that blocks the thread blocks *every* connection: a slow

@@ -73,7 +73,9 @@ impl Waiter {
             self.timer.arm(Duration::from_nanos(wake - now))?;
             self.armed = Some(wake);
         }
-        let timeout = if spinning { Some(Duration::ZERO) } else { None };
+        // Asleep, the timer wakes the poll: by an event of its own (a timerfd) or through the
+        // poll's timeout (where that is precise: kqueue).
+        let timeout = if spinning { Some(Duration::ZERO) } else { self.timer.poll_timeout() };
         match poll.poll(events, timeout) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}

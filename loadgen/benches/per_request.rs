@@ -7,11 +7,11 @@
 use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use loadgen::config::SizeSpec;
 use loadgen::engine::tally::Tally;
 use loadgen::engine::timetable::Timetable;
 use loadgen::payload::PayloadPool;
 use loadgen::proto::{ClientProtocol, Decoded, EchoFrame, EchoLine};
+use loadgen::units::SizeSpec;
 
 fn per_request<P: ClientProtocol>(c: &mut Criterion, name: &str, proto: P) {
     let timetable = Timetable::new(100_000.0, 64);

@@ -1,19 +1,19 @@
 //! What one measurement should do, as plain typed values.
 //!
 //! [`RunConfig`] is deliberately free of any command-line parsing: the CLI, the suite and the
-//! tests all build the same struct, so the engine has exactly one way in. Parsing helpers for the
-//! two textual knobs that need care (message sizes and durations) live here too, because every
-//! front end wants the same spelling of them.
+//! tests all build the same struct, so the engine has exactly one way in. The spelling of sizes
+//! and durations is in [`units`](crate::units), shared with the code that uses them.
+//! [`ProtocolKind`] derives clap's `ValueEnum`, so its command-line names and help are written
+//! once, on the variants, rather than in a second enum in the CLI that must be kept in step.
 
 use std::fmt;
 use std::net::SocketAddr;
-use std::str::FromStr;
 use std::time::Duration;
 
+use clap::ValueEnum;
 use serde::Serialize;
 
-/// The largest payload the lab's servers accept by default, for both echo protocols.
-pub const MAX_PAYLOAD: usize = 65_536;
+use crate::units::{MAX_PAYLOAD, SizeSpec};
 
 /// `kv`: the default share of requests that are `GET`s. Caches are read far more than
 /// written; 0.9 is between redis-benchmark's even split and YCSB's read-mostly workload B (0.95).
@@ -31,109 +31,41 @@ pub const DEFAULT_SPIN: Duration = Duration::from_micros(50);
 pub const MAX_KV_KEYS: u64 = 10_000_000;
 
 /// Which wire protocol to speak; each one has a client side in [`crate::proto`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+///
+/// The doc comment of each variant is also its line in `loadgen run --help`, and its name there
+/// is clap's kebab-case of the variant, the same as serde's in the JSON report (a test checks).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub enum ProtocolKind {
-    /// Payload bytes followed by `\n`, echoed verbatim.
+    /// Payload then `\n`, echoed back.
     EchoLine,
-    /// A 4-byte big-endian length followed by that many payload bytes, echoed verbatim.
+    /// 4-byte big-endian length then payload, echoed back.
     EchoFrame,
-    /// Keep-alive `GET / HTTP/1.1`; every reply must be `200` with the body `Hello, world!`.
+    /// Keep-alive `GET / HTTP/1.1` (pipelined with --depth above 1); every reply must be 200
+    /// with the body `Hello, world!`. Takes no --size.
     Http,
-    /// A group chat: every line a member says reaches every other member (see [`crate::chat`]).
+    /// A group chat: --conns members, every line fanned out to all the others.
     Chat,
-    /// Redis's RESP2: `GET` and `SET` of keys each connection owns, every reply checked.
+    /// Redis's RESP2: GET and SET, each connection on keys of its own (see --kv-get-ratio).
     Kv,
 }
 
-impl ProtocolKind {
-    /// The name used on the command line and in reports.
-    pub fn name(self) -> &'static str {
-        match self {
-            ProtocolKind::EchoLine => "echo-line",
-            ProtocolKind::EchoFrame => "echo-frame",
-            ProtocolKind::Http => "http",
-            ProtocolKind::Chat => "chat",
-            ProtocolKind::Kv => "kv",
-        }
-    }
-}
-
 impl fmt::Display for ProtocolKind {
+    /// The command-line name (`echo-line`), taken from clap's derive so the two cannot drift.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
+        // No variant is `#[value(skip)]`ped, so every one has a name.
+        let value = self.to_possible_value();
+        f.write_str(value.as_ref().map_or("unnamed", |v| v.get_name()))
     }
 }
 
-/// Payload sizes: one fixed size, or an inclusive range drawn per request from the seed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub struct SizeSpec {
-    /// Smallest payload in bytes (framing excluded).
-    pub min: usize,
-    /// Largest payload in bytes (framing excluded), inclusive.
-    pub max: usize,
-}
-
-impl SizeSpec {
-    /// Every request carries exactly `n` payload bytes.
-    pub fn fixed(n: usize) -> Self {
-        SizeSpec { min: n, max: n }
-    }
-}
-
-impl fmt::Display for SizeSpec {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.min == self.max {
-            write!(f, "{} B", self.min)
-        } else {
-            write!(f, "{}..{} B", self.min, self.max)
-        }
-    }
-}
-
-/// Why a size spec or a configuration was rejected.
+/// Why a configuration was rejected (a size or a duration that does not parse is a
+/// [`UnitError`](crate::units::UnitError) instead, raised where the text is read).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConfigError {
-    /// A `--size` value that is neither `N` nor `A..B`.
-    #[error("invalid size `{0}`: expected a byte count like `64` or a range like `16..4096`")]
-    SizeSyntax(String),
-    /// A size outside what the protocols allow.
-    #[error("invalid size `{0}`: sizes must be between 1 and {MAX_PAYLOAD} bytes, low end first")]
-    SizeRange(String),
-    /// A duration that humantime could not read.
-    #[error("invalid duration `{0}`: expected something like `500ms`, `10s` or `1m`")]
-    Duration(String),
-    /// Any other inconsistent setting, with the reason.
+    /// An inconsistent setting, with the reason.
     #[error("{0}")]
     Invalid(String),
-}
-
-impl FromStr for SizeSpec {
-    type Err = ConfigError;
-
-    fn from_str(text: &str) -> Result<Self, Self::Err> {
-        let parse = |s: &str| s.trim().parse::<usize>().map_err(|_| ConfigError::SizeSyntax(text.to_owned()));
-        let spec = match text.split_once("..") {
-            Some((low, high)) => SizeSpec {
-                min: parse(low)?,
-                // Accept the inclusive spelling `16..=4096` too; both mean "up to and including".
-                max: parse(high.strip_prefix('=').unwrap_or(high))?,
-            },
-            None => SizeSpec::fixed(parse(text)?),
-        };
-        if spec.min == 0 || spec.min > spec.max || spec.max > MAX_PAYLOAD {
-            return Err(ConfigError::SizeRange(text.to_owned()));
-        }
-        Ok(spec)
-    }
-}
-
-/// Reads `500ms`, `10s`, `1m`, `1m30s` (humantime's syntax); a bare `0` means zero.
-pub fn parse_duration(text: &str) -> Result<Duration, ConfigError> {
-    if text.trim() == "0" {
-        return Ok(Duration::ZERO);
-    }
-    humantime::parse_duration(text.trim()).map_err(|_| ConfigError::Duration(text.to_owned()))
 }
 
 /// How requests are paced.
@@ -314,26 +246,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn sizes_parse_as_fixed_or_range() {
-        assert_eq!("64".parse::<SizeSpec>(), Ok(SizeSpec::fixed(64)));
-        assert_eq!("16..4096".parse::<SizeSpec>(), Ok(SizeSpec { min: 16, max: 4096 }));
-        assert_eq!("16..=4096".parse::<SizeSpec>(), Ok(SizeSpec { min: 16, max: 4096 }));
-    }
-
-    #[test]
-    fn bad_sizes_are_rejected_not_panicked_on() {
-        for bad in ["", "x", "0", "10..5", "1..70000", "..", "-3", "1..2..3"] {
-            assert!(bad.parse::<SizeSpec>().is_err(), "{bad:?} should be rejected");
+    fn protocol_names_agree_between_clap_serde_and_display() {
+        for kind in ProtocolKind::value_variants() {
+            let clap_name = kind.to_possible_value().map(|v| v.get_name().to_owned());
+            let serde_name = serde_json::to_value(kind).ok().and_then(|v| v.as_str().map(str::to_owned));
+            assert_eq!(clap_name.as_deref(), Some(kind.to_string().as_str()));
+            assert_eq!(serde_name.as_deref(), Some(kind.to_string().as_str()));
         }
-    }
-
-    #[test]
-    fn durations_use_humantime() {
-        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
-        assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
-        assert_eq!(parse_duration("1m"), Ok(Duration::from_secs(60)));
-        assert_eq!(parse_duration("0"), Ok(Duration::ZERO));
-        assert!(parse_duration("soon").is_err());
+        assert_eq!(ProtocolKind::EchoLine.to_string(), "echo-line");
     }
 
     #[test]

@@ -7,13 +7,14 @@
 //! [`run`]`(&`[`RunConfig`]`) -> `[`RunReport`], then the exporters.
 //!
 //! Map of the crate, in the order data flows:
-//! - [`config`]: typed settings ([`RunConfig`]), size and duration parsing; no CLI here.
+//! - [`units`]: sizes, durations and nanoseconds, spelled one way everywhere; imports nothing.
+//! - [`config`]: typed settings ([`RunConfig`], [`ProtocolKind`]); no CLI parsing here.
 //! - [`payload`]: seeded payloads that differ per request and verify in place.
 //! - [`proto`]: the client side of each protocol, behind the [`proto::ClientProtocol`] trait.
 //! - [`chat`]: chat mode, which is not request/response and has its own small driver.
 //! - `connect`: opens all connections before the clock starts.
 //! - [`engine`]: per-thread mio event loops, pacing, timeouts, recording.
-//! - `run`: one measurement end to end; the main thread only watches the clock.
+//! - `run`: one measurement end to end; `watch`: what the main thread does meanwhile.
 //! - [`report`]: what a run found ([`RunReport`], [`Counts`]).
 //! - [`export`]: the human table, `--json`, `--hgrm`.
 //! - `sys`: file-descriptor limit and CPU time from the OS.
@@ -29,8 +30,11 @@ pub mod proto;
 pub mod report;
 mod run;
 pub mod sys;
+pub mod units;
+mod watch;
 
-pub use config::{ConfigError, Pacing, ProtocolKind, RunConfig, SizeSpec};
+pub use config::{ConfigError, Pacing, ProtocolKind, RunConfig};
 pub use error::RunError;
 pub use report::{Counts, Percentiles, RunReport};
 pub use run::run;
+pub use units::{SizeSpec, UnitError};

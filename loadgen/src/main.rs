@@ -13,9 +13,9 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use clap::{Parser, Subcommand, ValueEnum};
-use loadgen::config::{SizeSpec, parse_duration};
+use clap::{Parser, Subcommand};
 use loadgen::export::{hgrm, json, text};
+use loadgen::units::{SizeSpec, parse_duration};
 use loadgen::{Pacing, ProtocolKind, RunConfig};
 
 #[derive(Parser)]
@@ -36,21 +36,6 @@ enum Command {
     Run(RunArgs),
 }
 
-#[derive(Clone, Copy, ValueEnum)]
-enum Proto {
-    /// Payload then `\n`, echoed back.
-    EchoLine,
-    /// 4-byte big-endian length then payload, echoed back.
-    EchoFrame,
-    /// Keep-alive `GET / HTTP/1.1` (pipelined with --depth above 1); every reply must be 200
-    /// with the body `Hello, world!`. Takes no --size.
-    Http,
-    /// A group chat: --conns members, every line fanned out to all the others.
-    Chat,
-    /// Redis's RESP2: GET and SET, each connection on keys of its own (see --kv-get-ratio).
-    Kv,
-}
-
 #[derive(clap::Args)]
 struct RunArgs {
     /// Server address, e.g. 127.0.0.1:7000 (a host name is resolved once).
@@ -58,7 +43,7 @@ struct RunArgs {
     addr: String,
     /// Protocol the server speaks.
     #[arg(long, value_enum)]
-    proto: Proto,
+    proto: ProtocolKind,
     /// Connections that send requests.
     #[arg(long, default_value_t = 1)]
     conns: usize,
@@ -153,13 +138,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 
 fn to_config(args: &RunArgs) -> anyhow::Result<RunConfig> {
     let addr = resolve(&args.addr)?;
-    let protocol = match args.proto {
-        Proto::EchoLine => ProtocolKind::EchoLine,
-        Proto::EchoFrame => ProtocolKind::EchoFrame,
-        Proto::Http => ProtocolKind::Http,
-        Proto::Chat => ProtocolKind::Chat,
-        Proto::Kv => ProtocolKind::Kv,
-    };
+    let protocol = args.proto;
     if protocol == ProtocolKind::Http && args.size.is_some() {
         // Silently ignoring it would let a sweep over sizes measure the same thing N times.
         bail!(

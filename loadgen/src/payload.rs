@@ -7,7 +7,7 @@
 //! expected bytes and compares them in place against the read buffer, so nothing is copied or
 //! stored per request.
 
-use crate::config::SizeSpec;
+use crate::units::SizeSpec;
 
 /// Bytes in the sequence-number header at the front of every payload.
 pub const HEADER_LEN: usize = 16;

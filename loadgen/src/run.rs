@@ -1,13 +1,9 @@
 //! One measurement from start to finish: connect, start the workers, watch the clock, merge.
 //!
-//! The main thread does no I/O of its own during the run. It samples loadgen's CPU time at the
-//! start and end of the measured phase (so warm-up and draining are not charged to the
-//! requests), prints the progress line if asked, and then joins the workers and adds up what
-//! they found.
+//! The main thread does no I/O of its own during the run: it [`watch`]es the clock (and
+//! loadgen's CPU time) while the workers run, then joins them and adds up what they found.
 
-use std::io::Write;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::sync::atomic::AtomicU64;
 
 use crate::config::{ProtocolKind, RunConfig};
 use crate::connect::{self, Opened};
@@ -18,13 +14,8 @@ use crate::error::RunError;
 use crate::payload::PayloadPool;
 use crate::proto::{ClientProtocol, EchoFrame, EchoLine, Http, Kv};
 use crate::report::RunReport;
-use crate::sys::{self, CpuTime};
-
-/// How often the main thread looks at the clock and the workers while the run goes on.
-const WATCH_STEP: Duration = Duration::from_millis(100);
-
-/// How often the progress line is rewritten.
-const PROGRESS_EVERY: Duration = Duration::from_secs(1);
+use crate::sys;
+use crate::watch::watch;
 
 /// File descriptors kept in reserve for everything that is not a connection (poll instances,
 /// timers, stdio, output files).
@@ -119,71 +110,4 @@ fn run_with<P: ClientProtocol>(cfg: &RunConfig, proto: &P) -> Result<RunReport, 
         service_time: total.service,
         corrected: total.corrected,
     })
-}
-
-/// Sleeps through the run on the main thread: samples CPU time at the phase boundaries and
-/// prints a progress line about once a second when asked. Returns the measured phase's CPU
-/// time. Stops early if every worker has finished (all connections lost), so a dead server
-/// does not keep the user waiting for the full duration.
-pub(crate) fn watch(
-    cfg: &RunConfig,
-    clock: Clock,
-    plan: &Plan,
-    progress: &[AtomicU64],
-    all_done: impl Fn() -> bool,
-) -> CpuTime {
-    let origin = clock.origin();
-    let at = |ns: u64| origin + Duration::from_nanos(ns);
-    let sample = || CpuTime::now().unwrap_or_default();
-    let mut last_print = None;
-    let mut wait_until = |deadline: Instant| {
-        loop {
-            let now = Instant::now();
-            if now >= deadline || all_done() {
-                return;
-            }
-            if cfg.progress && last_print.is_none_or(|t: Instant| now - t >= PROGRESS_EVERY) {
-                print_progress(clock, plan, progress);
-                last_print = Some(now);
-            }
-            std::thread::sleep(WATCH_STEP.min(deadline - now));
-        }
-    };
-    wait_until(at(plan.warmup_end_ns));
-    let before = sample();
-    mark_phase(cfg, "measuring");
-    wait_until(at(plan.end_ns));
-    let after = sample();
-    mark_phase(cfg, "measured");
-    if cfg.progress {
-        // Finish the progress line so the summary starts on a fresh one.
-        eprintln!();
-    }
-    after.since(before)
-}
-
-/// Mark the measured phase's start and end with a line each on stderr (`loadgen: measuring`,
-/// `loadgen: measured`), so that whoever samples the server (the suite reads its CPU time from
-/// /proc) can bracket exactly the measured phase. The CLI does this when stderr is not a
-/// terminal, that is, when a script is reading it.
-fn mark_phase(cfg: &RunConfig, phase: &str) {
-    if cfg.phase_markers {
-        eprintln!("loadgen: {phase}");
-    }
-}
-
-fn print_progress(clock: Clock, plan: &Plan, progress: &[AtomicU64]) {
-    let replies: u64 = progress.iter().map(|c| c.load(Ordering::Relaxed)).sum();
-    let now = clock.now_ns();
-    let phase = if now < plan.warmup_end_ns { "warm-up" } else { "measuring" };
-    let elapsed = now as f64 / 1e9;
-    let total = plan.end_ns as f64 / 1e9;
-    // `\r` rewrites the same terminal line; only ever printed when stderr is a terminal.
-    let mut err = std::io::stderr().lock();
-    let _ = write!(err, "\r{phase:<9} {elapsed:6.1} s of {total:.1} s, {replies} replies");
-    let _ = err.flush();
-}
-
-pub(crate) fn nanos(d: Duration) -> u64 {
-    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }

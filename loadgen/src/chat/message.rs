@@ -18,8 +18,8 @@
 //! The server delivers it to every other member as `ID: <the same line>`, where `ID` is the
 //! sender's member id, which each member learns from its own welcome, `* you are ID`.
 
-use crate::config::SizeSpec;
 use crate::payload::mix;
+use crate::units::SizeSpec;
 
 /// Bytes of the fixed header: 8 hex digits, space, 16 hex digits, space, 16 hex digits.
 pub const HEADER_LEN: usize = 8 + 1 + 16 + 1 + 16;

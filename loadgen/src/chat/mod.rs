@@ -34,8 +34,8 @@ use crate::engine::clock::Clock;
 use crate::engine::{Plan, Tally};
 use crate::error::RunError;
 use crate::report::RunReport;
-use crate::run::watch;
 use crate::sys::CpuTime;
+use crate::watch::watch;
 
 /// Runs one chat measurement as `cfg` describes (called by [`crate::run`]).
 pub(crate) fn run(cfg: &RunConfig) -> Result<RunReport, RunError> {

@@ -9,7 +9,8 @@
 //!
 //! - [`clock`]: one time base for every thread, in nanoseconds.
 //! - [`timetable`]: the open-loop schedule (when each request *should* leave).
-//! - [`timer`]: a timerfd, because epoll's millisecond timeout is too coarse to pace requests.
+//! - [`timer`]: a timerfd on Linux, because epoll's millisecond timeout is too coarse to pace
+//!   requests; elsewhere kqueue's own nanosecond timeout.
 //! - [`waiter`]: when to sleep on that timer and when a deadline is too near to be worth it.
 //! - [`conn`]: one connection's buffers and in-flight requests.
 //! - [`tally`]: what a thread counted and recorded.
@@ -28,7 +29,7 @@ pub use tally::Tally;
 use timetable::Timetable;
 
 use crate::config::{Pacing, RunConfig};
-use crate::run::nanos;
+use crate::units::nanos;
 
 /// The phases and limits every worker obeys, in nanoseconds on the shared [`clock::Clock`].
 #[derive(Debug, Clone, Copy)]

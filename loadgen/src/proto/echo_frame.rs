@@ -2,8 +2,8 @@
 //! same frame.
 
 use super::{ClientProtocol, Decoded, RequestTag};
-use crate::config::MAX_PAYLOAD;
 use crate::payload::PayloadPool;
+use crate::units::MAX_PAYLOAD;
 
 /// Bytes in the length prefix.
 const PREFIX: usize = 4;
@@ -61,7 +61,7 @@ impl ClientProtocol for EchoFrame {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::SizeSpec;
+    use crate::units::SizeSpec;
 
     fn proto() -> EchoFrame {
         EchoFrame::new(PayloadPool::new(SizeSpec { min: 1, max: 100 }, 9))

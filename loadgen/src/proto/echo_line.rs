@@ -55,7 +55,7 @@ impl ClientProtocol for EchoLine {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::SizeSpec;
+    use crate::units::SizeSpec;
 
     fn proto() -> EchoLine {
         EchoLine::new(PayloadPool::new(SizeSpec { min: 1, max: 100 }, 9))

@@ -23,8 +23,8 @@
 //! Two loadgen processes against one server at once would write each other's keys: don't.
 
 use super::{ClientProtocol, Decoded, RequestTag};
-use crate::config::MAX_PAYLOAD;
 use crate::payload::{PayloadPool, mix};
+use crate::units::MAX_PAYLOAD;
 
 /// Low bits of a sequence number that count a connection's own requests (see `Conn::next_seq`).
 const LOCAL_BITS: u32 = 40;
@@ -223,7 +223,7 @@ fn parse_len(text: &[u8]) -> Option<Option<usize>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::SizeSpec;
+    use crate::units::SizeSpec;
 
     fn proto(get_ratio: f64) -> Kv {
         // 8 keys over 2 connections: 4 each.

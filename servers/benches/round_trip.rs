@@ -112,7 +112,7 @@ fn start_model(model: Model, shutdown: &Shutdown) -> SocketAddr {
 }
 
 struct Target {
-    name: &'static str,
+    name: String,
     stream: TcpStream,
     samples: Vec<Duration>,
 }
@@ -124,10 +124,12 @@ fn main() {
     pin_to(1);
 
     let shutdown = Shutdown::new();
-    let mut addrs =
-        vec![("plain-blocking-socket", start_plain_echo()), ("plain-epoll-loop", start_plain_epoll())];
+    let mut addrs = vec![
+        ("plain-blocking-socket".to_owned(), start_plain_echo()),
+        ("plain-epoll-loop".to_owned(), start_plain_epoll()),
+    ];
     for model in Model::ALL {
-        addrs.push((model.name(), start_model(model, &shutdown)));
+        addrs.push((model.to_string(), start_model(model, &shutdown)));
     }
     // `blocking` serves one client at a time, so each target gets exactly one connection.
     let mut targets: Vec<Target> = addrs

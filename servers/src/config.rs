@@ -1,8 +1,6 @@
 //! Everything a model needs to know to run, as plain typed values (the `server` binary turns
 //! command-line flags into this; tests build it directly).
 
-use std::fmt;
-use std::str::FromStr;
 use std::time::Duration;
 
 use crate::proto::{DEFAULT_MAX_FRAME, Proto};
@@ -14,7 +12,7 @@ use crate::store::{DEFAULT_MAX_KEYS, LocalStore, SharedStore, Store, StoreKind};
 pub const DEFAULT_CHAT_QUEUE: usize = 256 * 1024;
 
 /// Which tokio scheduler the `async` model uses.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
 pub enum Runtime {
     /// One thread runs every task: the fair comparison with the one-thread `reactor`.
     #[default]
@@ -23,30 +21,7 @@ pub enum Runtime {
     MultiThread,
 }
 
-impl Runtime {
-    /// Every runtime, as named on the command line.
-    pub const NAMES: [&'static str; 2] = ["current-thread", "multi-thread"];
-}
-
-impl fmt::Display for Runtime {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Runtime::CurrentThread => "current-thread",
-            Runtime::MultiThread => "multi-thread",
-        })
-    }
-}
-
-impl FromStr for Runtime {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "current-thread" => Ok(Runtime::CurrentThread),
-            "multi-thread" => Ok(Runtime::MultiThread),
-            _ => Err(format!("unknown runtime `{s}` (expected current-thread or multi-thread)")),
-        }
-    }
-}
+crate::spelled_by_clap!(Runtime, "runtime");
 
 /// How a server behaves, independent of its concurrency model.
 #[derive(Clone, Debug)]

@@ -22,8 +22,10 @@
 
 pub mod buffer;
 pub mod config;
+pub mod conn;
 pub mod log;
 pub mod models;
+pub mod names;
 pub mod net;
 pub mod proto;
 pub mod session;

@@ -104,6 +104,15 @@ impl<S: Store> Session<S> {
         }
     }
 
+    /// Chat only: after [`Served::close`], the reply for the sender alone (`ERR line longer than
+    /// N bytes`), since everything `serve` produced goes to the others. Other protocols put their
+    /// error reply in `serve`'s output and append nothing here.
+    pub fn refusal(&self, out: &mut Vec<u8>) {
+        if let Codec::Chat(chat) = &self.codec {
+            chat.refusal(out);
+        }
+    }
+
     /// The most input bytes one request can need; an input buffer never has to grow past this.
     pub fn max_request_len(&self) -> usize {
         self.codec.max_request_len()

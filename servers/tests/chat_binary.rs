@@ -12,7 +12,7 @@ use support::connect;
 use support::process::Process;
 
 fn start(model: Model) -> (Process, SocketAddr) {
-    Process::start(&["--model", model.name(), "--proto", "chat", "--grace", "2s"])
+    Process::start(&["--model", &model.to_string(), "--proto", "chat", "--grace", "2s"])
 }
 
 fn line(reader: &mut impl BufRead) -> String {

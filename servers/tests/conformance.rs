@@ -330,23 +330,18 @@ macro_rules! conformance_tests {
 }
 
 /// One module per model, one per protocol inside it: `cargo test reactor::echo_frame`.
+/// Called with the lab's list of models, so every listed model runs every case.
 macro_rules! for_every_protocol {
-    ($($module:ident => $model:expr),* $(,)?) => {
+    ($(#[doc = $about:literal] $module:ident => $variant:ident,)*) => {
         $(mod $module {
             mod echo_line {
-                conformance_tests!($model, Proto::EchoLine);
+                conformance_tests!(Model::$variant, Proto::EchoLine);
             }
             mod echo_frame {
-                conformance_tests!($model, Proto::EchoFrame);
+                conformance_tests!(Model::$variant, Proto::EchoFrame);
             }
         })*
     };
 }
 
-for_every_protocol! {
-    blocking => Model::Blocking,
-    thread_per_connection => Model::ThreadPerConnection,
-    thread_pool => Model::ThreadPool,
-    reactor => Model::Reactor,
-    async_tokio => Model::Async,
-}
+servers::for_each_model!(for_every_protocol);

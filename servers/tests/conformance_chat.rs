@@ -463,24 +463,30 @@ macro_rules! room_tests {
     };
 }
 
-/// One module per model: `cargo test --test conformance_chat reactor::`.
-mod blocking {
-    use super::*;
-    lone_member_tests!(Model::Blocking);
+/// The chat cases for one model: `blocking` serves one member at a time, so it takes the lone
+/// member's cases, and its lesson is [`blocking_lesson_one_member_at_a_time`]; every other model
+/// holds a room.
+macro_rules! chat_cases_for {
+    (blocking $variant:ident) => {
+        mod blocking {
+            use super::*;
+            lone_member_tests!(Model::$variant);
+        }
+    };
+    ($module:ident $variant:ident) => {
+        mod $module {
+            use super::*;
+            room_tests!(Model::$variant);
+        }
+    };
 }
-mod thread_per_connection {
-    use super::*;
-    room_tests!(Model::ThreadPerConnection);
+
+/// Called with the lab's list of models: one module per model,
+/// `cargo test --test conformance_chat reactor::`.
+macro_rules! chat_conformance_tests {
+    ($(#[doc = $about:literal] $module:ident => $variant:ident,)*) => {
+        $(chat_cases_for!($module $variant);)*
+    };
 }
-mod thread_pool {
-    use super::*;
-    room_tests!(Model::ThreadPool);
-}
-mod reactor {
-    use super::*;
-    room_tests!(Model::Reactor);
-}
-mod async_tokio {
-    use super::*;
-    room_tests!(Model::Async);
-}
+
+servers::for_each_model!(chat_conformance_tests);

@@ -398,12 +398,12 @@ pub fn a_real_client_sends_several_requests_on_one_connection(model: Model) {
 
 /// Every case above, for one model.
 macro_rules! http_conformance_tests {
-    ($($module:ident => $model:expr),* $(,)?) => {
+    ($(#[doc = $about:literal] $module:ident => $variant:ident,)*) => {
         $(mod $module {
             use servers::Model;
             crate::cases!(
                 [super],
-                ($model),
+                (Model::$variant),
                 one_request,
                 many_clients_random_requests,
                 one_byte_per_write,
@@ -427,10 +427,4 @@ macro_rules! http_conformance_tests {
 }
 
 // One module per model: `cargo test -p servers --test conformance_http reactor::`.
-http_conformance_tests! {
-    blocking => Model::Blocking,
-    thread_per_connection => Model::ThreadPerConnection,
-    thread_pool => Model::ThreadPool,
-    reactor => Model::Reactor,
-    async_tokio => Model::Async,
-}
+servers::for_each_model!(http_conformance_tests);

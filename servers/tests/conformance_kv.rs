@@ -448,49 +448,47 @@ macro_rules! store_cases {
     };
 }
 
-/// One-thread models own their store (no lock, `--store` does not apply).
-macro_rules! one_thread_models {
-    ($($module:ident => $model:expr),* $(,)?) => {
-        $(mod $module {
+/// The kv cases for one model. One-thread models own their store (no lock, `--store` does not
+/// apply), so they run the store's cases once; every other model shares it behind locks and
+/// runs them with each lock design: `cargo test --test conformance_kv single_lock`.
+macro_rules! kv_cases_for {
+    (one_thread $module:ident $variant:ident) => {
+        mod $module {
             use super::*;
-            generic_cases!($model);
+            generic_cases!(Model::$variant);
             mod store {
                 use super::*;
-                store_cases!($model, servers::store::StoreKind::default());
+                store_cases!(Model::$variant, servers::store::StoreKind::default());
             }
-        })*
+        }
     };
-}
-
-/// Threaded models share it behind locks: every case with the default store, and the store's
-/// own cases with each lock design: `cargo test --test conformance_kv single_lock`.
-macro_rules! threaded_models {
-    ($($module:ident => $model:expr),* $(,)?) => {
-        $(mod $module {
+    (threaded $module:ident $variant:ident) => {
+        mod $module {
             use super::*;
-            generic_cases!($model);
+            generic_cases!(Model::$variant);
             mod single_lock {
                 use super::*;
-                store_cases!($model, servers::store::StoreKind::SingleLock);
+                store_cases!(Model::$variant, servers::store::StoreKind::SingleLock);
             }
             mod sharded {
                 use super::*;
-                store_cases!($model, servers::store::StoreKind::Sharded);
+                store_cases!(Model::$variant, servers::store::StoreKind::Sharded);
             }
-        })*
+        }
+    };
+    (blocking $variant:ident) => { kv_cases_for!(one_thread blocking $variant); };
+    (reactor $variant:ident) => { kv_cases_for!(one_thread reactor $variant); };
+    ($module:ident $variant:ident) => { kv_cases_for!(threaded $module $variant); };
+}
+
+/// Called with the lab's list of models, so every listed model runs every case.
+macro_rules! kv_conformance_tests {
+    ($(#[doc = $about:literal] $module:ident => $variant:ident,)*) => {
+        $(kv_cases_for!($module $variant);)*
     };
 }
 
-one_thread_models! {
-    blocking => Model::Blocking,
-    reactor => Model::Reactor,
-}
-
-threaded_models! {
-    thread_per_connection => Model::ThreadPerConnection,
-    thread_pool => Model::ThreadPool,
-    async_tokio => Model::Async,
-}
+servers::for_each_model!(kv_conformance_tests);
 
 /// The `async` model on tokio's multi-thread runtime: connections really run in parallel, so
 /// this is where a store that is not safe to share would lose increments.

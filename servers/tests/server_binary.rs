@@ -16,7 +16,8 @@ fn every_model_prints_its_address_echoes_and_exits_0_on_sigterm() {
     for model in Model::ALL {
         // Chat is not request/response (`chat_binary.rs` covers it); kv replies are not echoes.
         for proto in Proto::ALL.into_iter().filter(|p| !matches!(p, Proto::Chat | Proto::Kv)) {
-            let (mut server, addr) = Process::start(&["--model", model.name(), "--proto", proto.name()]);
+            let (mut server, addr) =
+                Process::start(&["--model", &model.to_string(), "--proto", &proto.to_string()]);
             let mut client = connect(addr);
             round_trip(&mut client, proto, b"hello from a script");
             drop(client);
@@ -69,7 +70,7 @@ fn knobs_and_limits_are_accepted_by_every_model() {
     for model in Model::ALL {
         let (mut server, addr) = Process::start(&[
             "--model",
-            model.name(),
+            &model.to_string(),
             "--proto",
             "echo-line",
             "--work-us",
@@ -126,7 +127,7 @@ fn every_model_survives_running_out_of_file_descriptors() {
             }
         };
         let (mut server, addr) = Process::start_with(
-            &["--model", model.name(), "--proto", "echo-line", "--threads", "4"],
+            &["--model", &model.to_string(), "--proto", "echo-line", "--threads", "4"],
             limit_fds,
         );
         let mut crowd: Vec<_> = (0..80).map(|_| connect(addr)).collect();

@@ -12,7 +12,6 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
-use clap::builder::PossibleValuesParser;
 use servers::session::Knobs;
 use servers::store::StoreKind;
 use servers::{Model, Proto, Runtime, ServerConfig, Shutdown, net};
@@ -27,13 +26,17 @@ use signal_hook::iterator::Signals;
 #[derive(Parser, Debug)]
 #[command(version, about, long_about = None)]
 struct Args {
+    /// Print every model, one per line as `NAME<TAB>what it is`, and exit. Scripts and the
+    /// benchmark suite read the lab's list of models from here.
+    #[arg(long, exclusive = true)]
+    list_models: bool,
     /// Concurrency model: how connections are scheduled onto threads.
-    #[arg(long, value_parser = PossibleValuesParser::new(Model::ALL.map(Model::name)))]
-    model: String,
+    #[arg(long, value_enum, required_unless_present = "list_models")]
+    model: Option<Model>,
     /// Protocol spoken on every connection: echo-line and echo-frame echo what they get; kv is a
     /// key-value store speaking Redis's protocol (redis-cli and redis-benchmark work with it).
-    #[arg(long, value_parser = PossibleValuesParser::new(Proto::ALL.map(Proto::name)))]
-    proto: String,
+    #[arg(long, value_enum, required_unless_present = "list_models")]
+    proto: Option<Proto>,
     /// Address to listen on; port 0 picks a free port (printed on stdout).
     #[arg(long, default_value = "127.0.0.1:0")]
     addr: SocketAddr,
@@ -44,8 +47,8 @@ struct Args {
     #[arg(long, default_value_t = 128, value_parser = clap::value_parser!(u32).range(1..))]
     queue: u32,
     /// Tokio scheduler for the `async` model.
-    #[arg(long, default_value = "current-thread", value_parser = PossibleValuesParser::new(Runtime::NAMES))]
-    runtime: String,
+    #[arg(long, value_enum, default_value_t)]
+    runtime: Runtime,
     /// Largest request payload in bytes (for kv: the largest key or value); a larger one is a
     /// protocol error.
     #[arg(long, default_value_t = servers::proto::DEFAULT_MAX_FRAME as u32, value_parser = clap::value_parser!(u32).range(1..=(1 << 30)))]
@@ -61,8 +64,8 @@ struct Args {
     grace: Duration,
     /// How threaded models guard the `kv` store: one mutex, or one per shard of the key space.
     /// One-thread models (blocking, reactor) own the store and take no lock.
-    #[arg(long, default_value = "sharded", value_parser = PossibleValuesParser::new(StoreKind::NAMES))]
-    store: String,
+    #[arg(long, value_enum, default_value_t)]
+    store: StoreKind,
     /// Most keys the `kv` store holds; a SET of a new key beyond it gets an error reply.
     #[arg(long, default_value_t = servers::store::DEFAULT_MAX_KEYS as u64, value_parser = clap::value_parser!(u64).range(1..))]
     kv_max_keys: u64,
@@ -84,13 +87,15 @@ fn main() -> ExitCode {
 }
 
 fn run(args: Args) -> anyhow::Result<()> {
-    let model: Model = args.model.parse().map_err(anyhow::Error::msg)?;
-    let mut config = ServerConfig::new(args.proto.parse().map_err(anyhow::Error::msg)?);
-    config.runtime = args.runtime.parse().map_err(anyhow::Error::msg)?;
+    let (Some(model), Some(proto)) = (args.model, args.proto) else {
+        return list_models();
+    };
+    let mut config = ServerConfig::new(proto);
+    config.runtime = args.runtime;
     config.max_frame = args.max_frame as usize;
     config.queue = args.queue as usize;
     config.grace = args.grace;
-    config.store = args.store.parse().map_err(anyhow::Error::msg)?;
+    config.store = args.store;
     config.max_keys = usize::try_from(args.kv_max_keys).context("--kv-max-keys is too large")?;
     config.chat_queue = usize::try_from(args.chat_queue).context("--chat-queue is too large")?;
     config.knobs =
@@ -113,6 +118,15 @@ fn run(args: Args) -> anyhow::Result<()> {
     drop(stdout);
 
     model.run(listener, &config, &shutdown).with_context(|| format!("{model} server failed"))
+}
+
+/// `--list-models`: the lab's one list of models, for people and for scripts.
+fn list_models() -> anyhow::Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    for model in Model::ALL {
+        writeln!(stdout, "{model}\t{}", model.about())?;
+    }
+    Ok(())
 }
 
 /// First SIGINT/SIGTERM: graceful shutdown. Second: leave at once.

@@ -31,7 +31,7 @@ use super::blocking_io::close_after_final_reply;
 use super::chat_room::{Mailbox, Room};
 use crate::buffer::InputBuffer;
 use crate::net::{DELIVERY_WAIT, wait_until_delivered};
-use crate::proto::chat::{self, MemberId};
+use crate::proto::chat::MemberId;
 use crate::proto::outbox::State;
 use crate::session::Session;
 use crate::shutdown::Tracked;
@@ -59,12 +59,11 @@ enum Heard {
 }
 
 /// Serve one chat member on the calling thread (its reader) and a writer thread, until it
-/// leaves. `max_line` is `--max-frame`, for the error reply. Errors end this member only.
+/// leaves. Errors end this member only.
 pub fn serve_member<S: Store>(
     stream: &Tracked<TcpStream>,
     room: &ThreadRoom,
     mut session: Session<S>,
-    max_line: usize,
 ) -> io::Result<()> {
     stream.set_nodelay(true)?;
     stream.set_write_timeout(Some(WRITE_STEP))?;
@@ -85,7 +84,7 @@ pub fn serve_member<S: Store>(
         match heard {
             Heard::TooLong => {
                 let mut line = Vec::new();
-                chat::line_too_long(max_line, &mut line);
+                session.refusal(&mut line);
                 mailbox.close_with(&line);
             }
             _ => mailbox.close(),

@@ -19,7 +19,7 @@
 //! **What differs between the models is who waits for the mailbox.** A thread cannot block in
 //! `read` and wait for its mailbox at the same time, so the thread-based models give each member
 //! a second thread that waits on a `Condvar` ([`super::blocking_chat`]). A tokio task can wait for
-//! both at once with `select!`, woken by a `Notify` ([`super::async_tokio`]). Hence the [`Wake`]
+//! both at once with `select!`, woken by a `Notify` (the `async` model). Hence the [`Wake`]
 //! trait: the room is the same, only the way a writer is woken differs.
 //!
 //! **The lock.** One lock around the member list gives every member the same order of messages

@@ -31,7 +31,7 @@
 //! axum, tonic and most Rust network services are tokio tasks per connection.
 //!
 //! **How it routes chat.** A task per member, and the same locked room as the thread-based
-//! models ([`super::chat_room`]): a sender copies its line into every other member's bounded
+//! models ([`crate::conn::chat_room`]): a sender copies its line into every other member's bounded
 //! mailbox. What the thread-based models need a second thread for, a task does with `select!`:
 //! it waits for its socket to become readable *and* for its mailbox (a `Notify`) at once, so one
 //! task per member both reads and writes, and a wake-up costs a task poll, not a thread switch.
@@ -51,12 +51,12 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Notify;
 use tokio::task::JoinSet;
 
-use super::chat_room::{Mailbox, Room};
+use crate::conn::chat_room::{Mailbox, Room};
 use crate::buffer::InputBuffer;
 use crate::config::{Runtime, ServerConfig};
 use crate::net::{AcceptFailure, DELIVERY_WAIT, FdReserve, LINGER_BYTES, LINGER_TIME, Shed, unacknowledged};
 use crate::proto::Proto;
-use crate::proto::chat::{self, MemberId};
+use crate::proto::chat::MemberId;
 use crate::proto::outbox::State;
 use crate::session::Session;
 use crate::shutdown::{OpenConnections, Shutdown, Tracked};
@@ -111,7 +111,7 @@ async fn serve(
                     let (stream, session) = (conns.track(stream), config.session(Arc::clone(&store)));
                     match config.proto {
                         Proto::Chat => {
-                            tasks.spawn(serve_member(stream, Arc::clone(&room), session, config.max_frame));
+                            tasks.spawn(serve_member(stream, Arc::clone(&room), session));
                         }
                         _ => {
                             tasks.spawn(serve_connection(stream, session));
@@ -196,12 +196,11 @@ async fn serve_member(
     mut stream: Tracked<TcpStream>,
     room: Arc<TaskRoom>,
     mut session: Session<Arc<SharedStore>>,
-    max_line: usize,
 ) -> io::Result<()> {
     stream.set_nodelay(true)?;
     let (id, mailbox) = room.join(Notify::new());
     session.speak_as(id);
-    let ended = chat_until_done(&stream, &room, id, &mailbox, &mut session, max_line).await;
+    let ended = chat_until_done(&stream, &room, id, &mailbox, &mut session).await;
     // A member that failed may not have left yet (a no-op otherwise).
     mailbox.close();
     room.leave(id, !stream.is_draining());
@@ -219,7 +218,6 @@ async fn chat_until_done(
     id: MemberId,
     mailbox: &Mailbox<Notify>,
     session: &mut Session<Arc<SharedStore>>,
-    max_line: usize,
 ) -> Ended {
     let mut input = InputBuffer::new(session.max_request_len());
     let mut said = Vec::new();
@@ -269,7 +267,7 @@ async fn chat_until_done(
                 }
                 if served.close {
                     let mut line = Vec::new();
-                    chat::line_too_long(max_line, &mut line);
+                    session.refusal(&mut line);
                     mailbox.close_with(&line);
                     room.leave(id, true);
                     (reading, too_long) = (false, true);

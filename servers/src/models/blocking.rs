@@ -27,7 +27,7 @@
 //! **How it routes chat.** It hardly has to: the room never holds more than one member. The
 //! member gets its welcome and may talk, but nobody hears it; a second member is not even
 //! welcomed until the first leaves, and then it has missed everything. The member is served by
-//! the same two threads as in the other thread-based models ([`super::blocking_chat`]), so a
+//! the same two threads as in the other thread-based models ([`crate::conn::blocking_chat`]), so a
 //! room of one still works and never hangs. The chat suite asserts exactly this lesson.
 
 use std::io;
@@ -35,8 +35,8 @@ use std::net::TcpListener;
 
 use std::rc::Rc;
 
-use super::blocking_chat::{ThreadRoom, serve_member};
-use super::blocking_io::{run_until_shutdown, serve_connection};
+use crate::conn::blocking_chat::{ThreadRoom, serve_member};
+use crate::conn::blocking_io::{run_until_shutdown, serve_connection};
 use crate::config::ServerConfig;
 use crate::proto::Proto;
 use crate::shutdown::{OpenConnections, Shutdown};
@@ -52,7 +52,7 @@ pub fn run(listener: TcpListener, config: &ServerConfig, shutdown: &Shutdown) ->
         let session = config.session(Rc::clone(&store));
         // An error ends this connection only; the next accept is what matters.
         let _ = match config.proto {
-            Proto::Chat => serve_member(&stream, &room, session, config.max_frame),
+            Proto::Chat => serve_member(&stream, &room, session),
             _ => serve_connection(&stream, session),
         };
     })

@@ -27,12 +27,12 @@
 //! this way (classic Apache `worker`, most JDBC-era Java servers), and at modest scale it is
 //! still a sound choice.
 //!
-//! **How it routes chat.** A registry of members behind one lock ([`super::chat_room`]); a
+//! **How it routes chat.** A registry of members behind one lock ([`crate::conn::chat_room`]); a
 //! sender copies its line into every other member's bounded mailbox under that lock and never
 //! touches their sockets. Why not write into the other sockets directly? Because a member that
 //! stops reading makes that `write` block, *with the lock held*, and the whole room stops behind
 //! it. A connection thread is blocked in `read`, so it cannot also wait for its mailbox: each
-//! member gets a second thread that does only that and writes ([`super::blocking_chat`]). Two
+//! member gets a second thread that does only that and writes ([`crate::conn::blocking_chat`]). Two
 //! threads per member, and one wake-up per member for every line said.
 
 use std::io;
@@ -40,8 +40,8 @@ use std::net::TcpListener;
 use std::sync::Arc;
 use std::thread;
 
-use super::blocking_chat::{ThreadRoom, serve_member};
-use super::blocking_io::{run_until_shutdown, serve_connection};
+use crate::conn::blocking_chat::{ThreadRoom, serve_member};
+use crate::conn::blocking_io::{run_until_shutdown, serve_connection};
 use crate::config::ServerConfig;
 use crate::proto::Proto;
 use crate::shutdown::{OpenConnections, Shutdown};
@@ -56,9 +56,9 @@ pub fn run(listener: TcpListener, config: &ServerConfig, shutdown: &Shutdown) ->
     run_until_shutdown(listener, shutdown, &conns, config.grace, |stream| {
         let stream = conns.track(stream);
         let session = config.session(Arc::clone(&store));
-        let (proto, max_line, room) = (config.proto, config.max_frame, Arc::clone(&room));
+        let (proto, room) = (config.proto, Arc::clone(&room));
         let spawned = thread::Builder::new().name("conn".into()).spawn(move || match proto {
-            Proto::Chat => serve_member(&stream, &room, session, max_line),
+            Proto::Chat => serve_member(&stream, &room, session),
             _ => serve_connection(&stream, session),
         });
         // Out of threads (EAGAIN): this client's connection is closed, the next one may fare

@@ -28,11 +28,11 @@
 //! ready request is handed to a worker (Java's NIO servers, Apache `event`). That split is what
 //! the `reactor` and `async` models are about.
 //!
-//! **How it routes chat.** The same room as `thread-per-connection` ([`super::chat_room`]): a
+//! **How it routes chat.** The same room as `thread-per-connection` ([`crate::conn::chat_room`]): a
 //! locked list of members with bounded mailboxes. Delivery is the pool's problem: a worker
 //! spends its life blocked in its member's `read`, so it cannot also write the lines others
 //! send. Each worker therefore starts a writer thread for the member it serves, for as long as
-//! the member stays ([`super::blocking_chat`]): a chat pool runs up to `2 × --threads` threads,
+//! the member stays ([`crate::conn::blocking_chat`]): a chat pool runs up to `2 × --threads` threads,
 //! and still serves at most `--threads` members; the rest wait in the queue, unwelcomed. The
 //! alternative that keeps one thread per member is to wait for the socket *and* a wake-up
 //! descriptor at once with `poll(2)`, which is the `reactor` in miniature.
@@ -43,8 +43,8 @@ use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::{self, JoinHandle};
 
-use super::blocking_chat::{ThreadRoom, serve_member};
-use super::blocking_io::{run_until_shutdown, serve_connection};
+use crate::conn::blocking_chat::{ThreadRoom, serve_member};
+use crate::conn::blocking_io::{run_until_shutdown, serve_connection};
 use crate::config::ServerConfig;
 use crate::proto::Proto;
 use crate::shutdown::{OpenConnections, Shutdown, Tracked};
@@ -114,7 +114,7 @@ fn work(jobs: &Mutex<Receiver<Job>>, config: &ServerConfig, store: &Arc<SharedSt
             Ok(stream) => {
                 let session = config.session(Arc::clone(store));
                 let _ = match config.proto {
-                    Proto::Chat => serve_member(&stream, room, session, config.max_frame),
+                    Proto::Chat => serve_member(&stream, room, session),
                     _ => serve_connection(&stream, session),
                 };
             }

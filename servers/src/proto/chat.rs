@@ -26,16 +26,15 @@
 //! input through the same [`crate::session::Session::serve`] as for echo, but where echo writes
 //! `out` back to the sender, chat hands it to the room, which copies it to every other member.
 //! One read that held several lines yields one batch, routed once. On a line over the limit the
-//! decoder appends nothing and says `Malformed`; the model then sends [`line_too_long`] to the
-//! sender alone, as `echo-line` would, and closes.
+//! decoder appends nothing and says `Malformed`; the model then asks it for its
+//! [`refusal`](Chat::refusal), `echo-line`'s words, sends that to the sender alone, and closes.
 //!
 //! Framing is `echo-line`'s, the same [`LineFramer`]; only what happens to a line differs.
 
 use super::Decoded;
 use super::line::{Line, LineFramer};
 
-/// The reply to a line over the limit: the same words as `echo-line`'s.
-pub use super::line::too_long as line_too_long;
+use super::line::too_long as line_too_long;
 
 /// A member's id: unique within one server run, assigned in the order members join.
 pub type MemberId = u64;
@@ -68,6 +67,11 @@ impl Chat {
     /// The longest input line: the longest text plus its `\n`.
     pub fn max_request_len(&self) -> usize {
         self.lines.max_request_len()
+    }
+
+    /// The reply to the sender alone after `Malformed`: the same words as `echo-line`'s.
+    pub fn refusal(&self, out: &mut Vec<u8>) {
+        line_too_long(self.lines.max_line(), out);
     }
 
     /// See [`super::Codec::decode`]: a complete line appends `ID: line\n` to `out`.

@@ -39,16 +39,13 @@ pub mod kv;
 pub mod line;
 pub mod outbox;
 
-use std::fmt;
-use std::str::FromStr;
-
 use crate::store::Store;
 
 /// The default limit on one request's payload: 64 KiB.
 pub const DEFAULT_MAX_FRAME: usize = 64 * 1024;
 
-/// Which protocol a server speaks.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// Which protocol a server speaks (named in kebab case: `echo-line`; see [`crate::names`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Proto {
     /// Lines ending in `\n`, echoed back whole.
     EchoLine,
@@ -56,43 +53,18 @@ pub enum Proto {
     EchoFrame,
     /// HTTP/1.1: `GET /` answers `Hello, world!`.
     Http,
-    /// Lines ending in `\n`, each delivered to every *other* member of one room.
-    Chat,
     /// A key-value store speaking Redis's RESP2 (GET, SET, DEL, EXISTS, INCR, PING).
     Kv,
+    /// Lines ending in `\n`, each delivered to every *other* member of one room.
+    Chat,
 }
 
 impl Proto {
     /// Every protocol, in the order the documentation lists them.
     pub const ALL: [Proto; 5] = [Proto::EchoLine, Proto::EchoFrame, Proto::Http, Proto::Kv, Proto::Chat];
-
-    /// The name used on the command line and in results.
-    pub fn name(self) -> &'static str {
-        match self {
-            Proto::EchoLine => "echo-line",
-            Proto::EchoFrame => "echo-frame",
-            Proto::Http => "http",
-            Proto::Chat => "chat",
-            Proto::Kv => "kv",
-        }
-    }
 }
 
-impl fmt::Display for Proto {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-impl FromStr for Proto {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Proto::ALL.into_iter().find(|p| p.name() == s).ok_or_else(|| {
-            let names: Vec<_> = Proto::ALL.iter().map(|p| p.name()).collect();
-            format!("unknown protocol `{s}` (expected one of: {})", names.join(", "))
-        })
-    }
-}
+crate::spelled_by_clap!(Proto, "protocol");
 
 /// What a decoder made of the bytes it was shown.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

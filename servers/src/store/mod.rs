@@ -58,9 +58,7 @@ pub use locked::LockedStore;
 pub use sharded::{SHARDS, ShardedStore};
 
 use std::collections::HashMap;
-use std::fmt;
 use std::rc::Rc;
-use std::str::FromStr;
 use std::sync::Arc;
 
 /// The default bound on the number of keys in one server's store.
@@ -109,7 +107,7 @@ pub trait Store {
 }
 
 /// Which store the threaded models share (`--store`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
 pub enum StoreKind {
     /// One `Mutex` around the whole map.
     SingleLock,
@@ -118,30 +116,7 @@ pub enum StoreKind {
     Sharded,
 }
 
-impl StoreKind {
-    /// Every kind, as named on the command line.
-    pub const NAMES: [&'static str; 2] = ["single-lock", "sharded"];
-}
-
-impl fmt::Display for StoreKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            StoreKind::SingleLock => "single-lock",
-            StoreKind::Sharded => "sharded",
-        })
-    }
-}
-
-impl FromStr for StoreKind {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "single-lock" => Ok(StoreKind::SingleLock),
-            "sharded" => Ok(StoreKind::Sharded),
-            _ => Err(format!("unknown store `{s}` (expected single-lock or sharded)")),
-        }
-    }
-}
+crate::spelled_by_clap!(StoreKind, "store");
 
 /// The store shared between threads: one of the two lock designs, chosen at start-up.
 /// A `match` per operation costs less than a virtual call and keeps [`Store`] generic.

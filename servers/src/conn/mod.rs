@@ -1,0 +1,20 @@
+//! What several models share, one layer beneath them: the models decide *who* runs a connection
+//! and *when*; this layer holds *how* a connection is served once it runs.
+//!
+//! | piece | used by | what it is |
+//! | --- | --- | --- |
+//! | [`blocking_io`] | `blocking`, `thread-per-connection`, `thread-pool` | the accept loop and the blocking read-answer-write loop of one connection |
+//! | [`blocking_chat`] | the same three | one chat member served by a reader and a writer thread |
+//! | [`chat_room`] | the same three, and `async` | a locked list of members with bounded mailboxes |
+//! | [`nonblocking`] | `reactor`, `multi-reactor` | one connection of an event loop: non-blocking socket, explicit buffers and phase |
+//! | [`table`] | the same two | an event loop's connections, whose turn is next, and the timers of those closing |
+//! | [`loop_chat`] | the same two | chat routed through that table: the table is the room |
+//!
+//! Nothing here chooses threads or readiness: a piece that did would be a model.
+
+pub mod blocking_chat;
+pub mod blocking_io;
+pub mod chat_room;
+pub mod loop_chat;
+pub mod nonblocking;
+pub mod table;

@@ -1,0 +1,387 @@
+//! One connection of an event loop: non-blocking socket, explicit buffers, explicit phase.
+//!
+//! A thread-based server keeps a connection's state on its stack: where it is in a request, what
+//! it still has to write. An event loop serves thousands of connections from one stack, so that
+//! state lives here, in a [`Conn`], between events:
+//!
+//! ```text
+//!   readable ─► read into the loop's shared buffer ─► Session::serve ─► replies in `io.out`
+//!                 │ a partial request? copy its tail to `pending_in`
+//!                 ▼
+//!   write `io.out` now ─► what the kernel would not take goes to `pending_out`, WRITABLE on
+//!   writable ─► flush `pending_out` ─► empty? WRITABLE off, and read again if reading paused
+//! ```
+//!
+//! **Details that matter.**
+//! - *Edge-triggered readiness*: mio reports a socket once when it *becomes* ready, so after an
+//!   event the connection reads until `WouldBlock`, or it may never hear of the rest. One
+//!   exception saves a system call per request: a read that returns less than the buffer size
+//!   has drained the socket, and new bytes will raise a new event (tokio relies on the same fact).
+//! - *Write interest only while output is pending*: asking for `WRITABLE` all the time would wake
+//!   the loop on every acknowledgement from the peer.
+//! - *Back-pressure*: past [`HIGH_WATER`] bytes of pending output a connection stops reading; TCP
+//!   flow control then slows the peer down, and memory stays bounded. Others are unaffected.
+//! - *Taking turns*: one connection makes at most [`READS_PER_TURN`] reads per turn, so a client
+//!   that keeps its socket full cannot starve the others (tokio's "cooperative budget").
+//! - *No buffers while idle*: the read buffer is shared by every connection of the loop
+//!   ([`SharedIo`]); a connection holds buffers of its own only while a request or reply is in
+//!   flight, borrowed from a small pool.
+//! - *Closing without a reset*: after an error reply the connection shuts its sending side and
+//!   discards input for a while ([`Phase::Lingering`]); after its last reply it waits for the
+//!   peer's acknowledgement ([`Phase::Delivering`]). `crate::net` explains why.
+//!
+//! The loop that owns these connections, their turns and their timers is [`super::table`].
+
+use std::io::{self, ErrorKind, Read, Write};
+use std::net::Shutdown as Direction;
+use std::time::Instant;
+
+use mio::net::{TcpListener, TcpStream};
+use mio::{Interest, Registry, Token};
+
+use super::loop_chat::Member;
+use crate::net::{AcceptFailure, FdReserve, LINGER_BYTES, Shed, unacknowledged};
+use crate::session::Session;
+use crate::store::Store;
+
+/// Pending output past which a connection stops reading (see the module docs).
+pub const HIGH_WATER: usize = 256 * 1024;
+
+/// Reads one connection may make per turn before the others get theirs. Without a cap, a
+/// client that keeps the socket full would be read from forever while everyone else waits.
+pub const READS_PER_TURN: usize = 16;
+
+/// Buffers shared by every connection of one loop, because only one is being served at a time.
+pub struct SharedIo {
+    /// Every read lands here first; only the unfinished tail of a request is copied out.
+    pub read_buf: Vec<u8>,
+    /// Replies produced by one read, written straight away.
+    pub out: Vec<u8>,
+    pub pool: BufferPool,
+    /// Shutdown began: every connection answers what it reads next, then closes.
+    pub draining: bool,
+}
+
+impl SharedIo {
+    /// Room for the largest request (and at least 64 KiB, so one read takes many small ones).
+    pub fn new(max_request_len: usize) -> SharedIo {
+        SharedIo {
+            read_buf: vec![0; max_request_len.max(64 * 1024)],
+            out: Vec::new(),
+            pool: BufferPool::default(),
+            draining: false,
+        }
+    }
+}
+
+/// A free list of buffers, so a connection that needs one for a moment does not allocate.
+#[derive(Default)]
+pub struct BufferPool {
+    free: Vec<Vec<u8>>,
+}
+
+impl BufferPool {
+    /// Keep at most this many spare buffers, none larger than `MAX_KEPT` bytes.
+    const MAX_SPARE: usize = 256;
+    const MAX_KEPT: usize = 128 * 1024;
+
+    pub fn take(&mut self) -> Vec<u8> {
+        self.free.pop().unwrap_or_default()
+    }
+
+    pub fn give(&mut self, mut buf: Vec<u8>) {
+        if buf.capacity() != 0 && buf.capacity() <= Self::MAX_KEPT && self.free.len() < Self::MAX_SPARE {
+            buf.clear();
+            self.free.push(buf);
+        }
+    }
+}
+
+/// Where a connection is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    /// Reading requests and writing replies.
+    Open,
+    /// The peer sent end-of-file: write the remaining replies, then close.
+    PeerDone,
+    /// The peer broke the protocol: write the error reply, then half-close and linger.
+    Failing,
+    /// Error reply sent and our side shut: discard input until the peer closes or time is up.
+    Lingering { discarded: usize },
+    /// Everything written and our side shut: wait for the peer's acknowledgement, then close.
+    Delivering,
+}
+
+/// What the loop should do with a connection after handling an event.
+pub enum Next {
+    Keep,
+    Close,
+    StartLingering,
+    AwaitDelivery,
+    ReadLater,
+}
+
+/// One client's state between events.
+pub struct Conn<S> {
+    pub stream: TcpStream,
+    pub token: Token,
+    pub session: Session<S>,
+    pub phase: Phase,
+    /// Bytes of a request that arrived only in part (no allocation while empty).
+    pending_in: Vec<u8>,
+    /// Reply bytes the kernel did not accept yet (no allocation while empty).
+    pending_out: Vec<u8>,
+    /// Registered for `WRITABLE` as well as `READABLE`.
+    write_interest: bool,
+    /// Reading stopped because `pending_out` passed [`HIGH_WATER`].
+    read_paused: bool,
+    /// Tells this connection apart from a later one that reuses its slab slot (and token).
+    pub serial: u64,
+    /// `chat` only: this connection as a member of the room (boxed: echo pays one pointer).
+    pub member: Option<Box<Member>>,
+}
+
+impl<S: Store> Conn<S> {
+    /// A connection registered for `READABLE` under `token`.
+    pub fn new(stream: TcpStream, token: Token, session: Session<S>, serial: u64) -> Conn<S> {
+        Conn {
+            stream,
+            token,
+            session,
+            phase: Phase::Open,
+            pending_in: Vec::new(),
+            pending_out: Vec::new(),
+            write_interest: false,
+            read_paused: false,
+            serial,
+            member: None,
+        }
+    }
+
+    /// Closing: send end-of-file after the last reply, and give the buffers back.
+    pub fn release(self, io: &mut SharedIo) -> Option<Box<Member>> {
+        // A no-op if the socket is already shut. Dropping the stream closes the socket, which
+        // also removes it from epoll.
+        let _ = self.stream.shutdown(Direction::Write);
+        io.pool.give(self.pending_in);
+        io.pool.give(self.pending_out);
+        self.member
+    }
+
+    /// Read what the kernel has, answer every complete request, write the replies.
+    pub fn on_readable(&mut self, io: &mut SharedIo, registry: &Registry, to_end: bool) -> io::Result<Next> {
+        for _ in 0..READS_PER_TURN {
+            match self.phase {
+                Phase::Open => {}
+                Phase::Lingering { .. } => return self.discard_input(io),
+                Phase::PeerDone | Phase::Failing | Phase::Delivering => return Ok(Next::Keep),
+            }
+            if self.pending_out.len() >= HIGH_WATER {
+                self.read_paused = true;
+                return Ok(Next::Keep);
+            }
+            let n = match self.stream.read(&mut io.read_buf) {
+                Ok(0) => {
+                    self.phase = Phase::PeerDone;
+                    return self.after_output(registry);
+                }
+                Ok(n) => n,
+                Err(e) if e.kind() == ErrorKind::WouldBlock && io.draining => {
+                    self.phase = Phase::PeerDone; // shutdown, and nothing left to read
+                    return self.after_output(registry);
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(Next::Keep),
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            self.consume(n, io);
+            self.send(io, registry)?;
+            if io.draining && self.phase == Phase::Open {
+                self.phase = Phase::PeerDone; // shutdown: what was read is answered, stop here
+            }
+            if self.phase != Phase::Open {
+                return self.after_output(registry);
+            }
+            if n < io.read_buf.len() && !to_end {
+                return Ok(Next::Keep); // a short read drained the socket (see the module docs)
+            }
+        }
+        Ok(Next::ReadLater)
+    }
+
+    /// Serve the `n` bytes just read into the shared buffer, leaving the replies in `io.out`.
+    pub fn consume(&mut self, n: usize, io: &mut SharedIo) {
+        let data = &io.read_buf[..n];
+        let served = if self.pending_in.is_empty() {
+            // The common case: serve straight from the shared buffer, copy only a partial tail.
+            let served = self.session.serve(data, &mut io.out);
+            let tail = &data[served.consumed..];
+            if !tail.is_empty() && !served.close {
+                self.pending_in = io.pool.take();
+                self.pending_in.extend_from_slice(tail);
+            }
+            served
+        } else {
+            self.pending_in.extend_from_slice(data);
+            let served = self.session.serve(&self.pending_in, &mut io.out);
+            self.pending_in.drain(..served.consumed);
+            if self.pending_in.is_empty() {
+                io.pool.give(std::mem::take(&mut self.pending_in));
+            }
+            served
+        };
+        if served.close {
+            self.phase = Phase::Failing;
+            io.pool.give(std::mem::take(&mut self.pending_in));
+        }
+    }
+
+    /// Write the replies in `io.out`: straight to the socket if nothing is queued before them,
+    /// and whatever the kernel does not take into `pending_out`, with write interest on.
+    fn send(&mut self, io: &mut SharedIo, registry: &Registry) -> io::Result<()> {
+        if io.out.is_empty() {
+            return Ok(());
+        }
+        let mut written = 0;
+        if self.pending_out.is_empty() {
+            written = match self.stream.write(&io.out) {
+                Ok(n) => n,
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::Interrupted) => 0,
+                Err(e) => {
+                    io.out.clear();
+                    return Err(e);
+                }
+            };
+        }
+        if written < io.out.len() {
+            if self.pending_out.capacity() == 0 {
+                self.pending_out = io.pool.take();
+            }
+            self.pending_out.extend_from_slice(&io.out[written..]);
+            self.set_write_interest(registry, true)?;
+        }
+        io.out.clear();
+        Ok(())
+    }
+
+    /// The socket has room again: flush pending replies, then carry on where the connection was.
+    pub fn on_writable(&mut self, io: &mut SharedIo, registry: &Registry) -> io::Result<Next> {
+        let mut written = 0;
+        while written < self.pending_out.len() {
+            match self.stream.write(&self.pending_out[written..]) {
+                Ok(n) => written += n,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        self.pending_out.drain(..written);
+        if !self.pending_out.is_empty() {
+            return Ok(Next::Keep);
+        }
+        io.pool.give(std::mem::take(&mut self.pending_out));
+        self.set_write_interest(registry, false)?;
+        if self.read_paused {
+            // Reading stopped with bytes possibly waiting in the kernel; no new event will say
+            // so, so go and look.
+            self.read_paused = false;
+            return self.on_readable(io, registry, true);
+        }
+        self.after_output(registry)
+    }
+
+    /// Decide what follows once the replies produced so far are written (or queued).
+    pub fn after_output(&mut self, registry: &Registry) -> io::Result<Next> {
+        if !self.pending_out.is_empty() {
+            return Ok(Next::Keep); // `on_writable` comes back here when they are flushed
+        }
+        match self.phase {
+            Phase::Open | Phase::Lingering { .. } | Phase::Delivering => Ok(Next::Keep),
+            Phase::PeerDone => {
+                // Every reply is written: close once the peer has acknowledged them all, so
+                // that a reset cannot destroy them (see `crate::net::wait_until_delivered`).
+                if self.delivered() {
+                    return Ok(Next::Close);
+                }
+                self.phase = Phase::Delivering;
+                Ok(Next::AwaitDelivery)
+            }
+            Phase::Failing => {
+                // The error reply is out: send FIN after it, then discard what the peer still
+                // sends, so that closing does not turn into a reset that destroys the reply.
+                let _ = self.stream.shutdown(Direction::Write);
+                self.phase = Phase::Lingering { discarded: 0 };
+                self.set_write_interest(registry, false)?;
+                Ok(Next::StartLingering)
+            }
+        }
+    }
+
+    /// The peer has acknowledged every byte written (or the socket can no longer say).
+    pub fn delivered(&self) -> bool {
+        unacknowledged(&self.stream).map_or(true, |n| n == 0)
+    }
+
+    /// Lingering after an error: read and drop input until end-of-file or the byte limit.
+    pub fn discard_input(&mut self, io: &mut SharedIo) -> io::Result<Next> {
+        let Phase::Lingering { discarded } = &mut self.phase else { return Ok(Next::Keep) };
+        loop {
+            match self.stream.read(&mut io.read_buf) {
+                Ok(0) => return Ok(Next::Close),
+                Ok(n) => {
+                    *discarded += n;
+                    if *discarded >= LINGER_BYTES {
+                        return Ok(Next::Close);
+                    }
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(Next::Keep),
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    pub fn set_write_interest(&mut self, registry: &Registry, on: bool) -> io::Result<()> {
+        if self.write_interest != on {
+            let interest = if on { Interest::READABLE | Interest::WRITABLE } else { Interest::READABLE };
+            registry.reregister(&mut self.stream, self.token, interest)?;
+            self.write_interest = on;
+        }
+        Ok(())
+    }
+}
+
+/// Accept every waiting connection (edge-triggered: until `WouldBlock`), handing each to
+/// `on_connection`. Returns when to try again if `accept` failed for lack of descriptors or
+/// memory: the listener will raise no new event for connections already waiting. Only a broken
+/// listener is an error.
+pub fn accept_ready(
+    listener: &TcpListener,
+    reserve: &mut FdReserve,
+    mut on_connection: impl FnMut(TcpStream),
+) -> io::Result<Option<Instant>> {
+    /// How soon an `accept` that failed for lack of resources is tried again.
+    const ACCEPT_RETRY: std::time::Duration = std::time::Duration::from_millis(10);
+    loop {
+        match listener.accept() {
+            Ok((stream, _)) => {
+                // See `blocking_io::serve_connection` for why Nagle is off.
+                let _ = stream.set_nodelay(true);
+                on_connection(stream);
+            }
+            Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(None),
+            Err(e) => match AcceptFailure::of(&e) {
+                AcceptFailure::OneConnection => {}
+                // Shed the waiting connection and look for the next. When none waits, a new
+                // arrival raises a new event; with no reserve to shed with, try again soon.
+                AcceptFailure::OutOfFds => match reserve.shed(|| listener.accept()) {
+                    Shed::Closed => {}
+                    Shed::NothingWaiting => return Ok(None),
+                    Shed::NoReserve => return Ok(Some(Instant::now() + ACCEPT_RETRY)),
+                },
+                AcceptFailure::Resources => return Ok(Some(Instant::now() + ACCEPT_RETRY)),
+                AcceptFailure::Fatal => return Err(e),
+            },
+        }
+    }
+}

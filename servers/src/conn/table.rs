@@ -1,0 +1,240 @@
+//! The connection table of one event loop: every [`Conn`] it serves, whose turn comes next, and
+//! the timers of connections that are closing. A loop (the `reactor`, each thread of the
+//! `multi-reactor`) owns one table and does three things with it: hands it new connections,
+//! hands it readiness events, and calls [`Table::after_events`] once per turn.
+//!
+//! The timers need no timer wheel: every connection in a list waits the same time
+//! ([`LINGER_TIME`] or [`DELIVERY_WAIT`]), so each list is in deadline order and only its front
+//! can be due.
+
+use std::collections::VecDeque;
+use std::io;
+use std::time::{Duration, Instant};
+
+use mio::net::TcpStream;
+use mio::{Interest, Registry, Token};
+use slab::Slab;
+
+use super::loop_chat::LoopRoom;
+use super::nonblocking::{Conn, Next, SharedIo};
+use crate::config::ServerConfig;
+use crate::net::{DELIVERY_WAIT, LINGER_TIME};
+use crate::proto::Proto;
+use crate::store::Store;
+
+/// How often closing connections are checked for their last bytes being acknowledged: the
+/// kernel has no readiness event for "all acknowledged".
+const RECHECK: Duration = Duration::from_millis(1);
+
+/// See the module documentation.
+pub struct Table<S> {
+    /// Open connections; a connection's slab key is its mio token.
+    pub(super) conns: Slab<Conn<S>>,
+    pub(super) io: SharedIo,
+    /// A duplicate of the loop's registry, for turning write interest on and off.
+    pub(super) registry: Registry,
+    /// Connections discarding input after an error reply, oldest first.
+    lingering: VecDeque<(Instant, Token, u64)>,
+    /// Closing connections waiting for the peer to acknowledge their last replies, with the
+    /// moment they are closed regardless (see `crate::net::wait_until_delivered`).
+    delivering: Vec<(Instant, Token, u64)>,
+    /// Connections that used up their turn and may have more to read.
+    read_later: Vec<(Token, u64)>,
+    /// `chat` only: the room is this table (see [`super::loop_chat`]).
+    pub(super) chat: LoopRoom,
+    next_serial: u64,
+    /// The `kv` store: an `Rc` when one loop owns it, an `Arc` when loops share it.
+    store: S,
+    config: ServerConfig,
+}
+
+impl<S: Store + Clone> Table<S> {
+    /// An empty table whose connections share `store` and, for chat, `room`.
+    pub fn new(config: &ServerConfig, registry: Registry, store: S, room: LoopRoom) -> Table<S> {
+        Table {
+            conns: Slab::new(),
+            io: SharedIo::new(config.max_request_len()),
+            registry,
+            lingering: VecDeque::new(),
+            delivering: Vec::new(),
+            read_later: Vec::new(),
+            chat: room,
+            next_serial: 0,
+            store,
+            config: config.clone(),
+        }
+    }
+
+    /// Open connections.
+    pub fn len(&self) -> usize {
+        self.conns.len()
+    }
+
+    /// No open connection.
+    pub fn is_empty(&self) -> bool {
+        self.conns.is_empty()
+    }
+
+    /// Serve a newly accepted connection (its tokens never collide with the loop's own, which
+    /// count down from `usize::MAX`).
+    pub fn insert(&mut self, mut stream: TcpStream) {
+        let entry = self.conns.vacant_entry();
+        let token = Token(entry.key());
+        if self.registry.register(&mut stream, token, Interest::READABLE).is_err() {
+            return; // dropping the stream closes it: one connection lost, not the loop
+        }
+        self.next_serial += 1;
+        let session = self.config.session(self.store.clone());
+        entry.insert(Conn::new(stream, token, session, self.next_serial));
+        if self.config.proto == Proto::Chat {
+            self.join(token);
+        }
+    }
+
+    /// A readiness event for connection `token`.
+    pub fn on_event(&mut self, token: Token, event: &mio::event::Event) {
+        let Some(conn) = self.conns.get_mut(token.0) else {
+            return; // an event for a connection closed earlier in this batch
+        };
+        let readable = event.is_readable() || event.is_read_closed() || event.is_error();
+        // A peer that closed (or failed) will send nothing more: read to the end.
+        let to_end = event.is_read_closed() || event.is_error();
+        if conn.member.is_some() {
+            return self.on_member_event(token, event.is_writable(), readable, to_end);
+        }
+        let mut next = Ok(Next::Keep);
+        if event.is_writable() {
+            next = conn.on_writable(&mut self.io, &self.registry);
+        }
+        if readable && matches!(next, Ok(Next::Keep)) {
+            next = conn.on_readable(&mut self.io, &self.registry, to_end);
+        }
+        self.apply(token, next);
+    }
+
+    /// Whether the loop must not sleep in `poll`: connections wait for their next turn, or chat
+    /// members for their output.
+    pub fn has_work_now(&self) -> bool {
+        !self.read_later.is_empty() || self.chat.has_output()
+    }
+
+    /// The earliest moment the loop must wake for this table even if no socket becomes ready.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        let recheck = (!self.delivering.is_empty()).then(|| Instant::now() + RECHECK);
+        [self.lingering.front().map(|&(at, ..)| at), recheck, self.chat.next_deadline()]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    /// The end of a loop turn: give connections that used up their turn another, write chat
+    /// members, and close whoever is due.
+    pub fn after_events(&mut self) {
+        self.take_turns();
+        self.write_members();
+        let now = Instant::now();
+        self.expire_lingering(now);
+        self.check_delivered(now);
+        self.expire_chat_deadlines(now);
+    }
+
+    /// Shutdown began: every connection answers what it reads next, flushes its replies and
+    /// closes (or is closed when the loop's grace period ends).
+    pub fn begin_draining(&mut self) {
+        self.io.draining = true;
+        let keys: Vec<usize> = self.conns.iter().map(|(key, _)| key).collect();
+        for key in keys {
+            // No `shutdown(SHUT_RD)` needed here: nobody is blocked in a read, and the
+            // `draining` flag makes each connection stop after what it reads next.
+            self.read(Token(key), true);
+        }
+    }
+
+    /// Carry out what a connection's handler decided. Errors (a reset, a broken pipe) close that
+    /// one connection; they are the peer's business, not the server's.
+    pub(super) fn apply(&mut self, token: Token, next: io::Result<Next>) {
+        match next {
+            Ok(Next::Keep) => {}
+            Ok(Next::Close) | Err(_) => self.close(token),
+            Ok(Next::StartLingering) => {
+                let Some(conn) = self.conns.get_mut(token.0) else { return };
+                self.lingering.push_back((Instant::now() + LINGER_TIME, token, conn.serial));
+                let next = conn.on_readable(&mut self.io, &self.registry, true);
+                self.apply(token, next);
+            }
+            Ok(Next::AwaitDelivery) => {
+                if let Some(conn) = self.conns.get(token.0) {
+                    self.delivering.push((Instant::now() + DELIVERY_WAIT, token, conn.serial));
+                }
+            }
+            Ok(Next::ReadLater) => {
+                if let Some(conn) = self.conns.get(token.0) {
+                    self.read_later.push((token, conn.serial));
+                }
+            }
+        }
+    }
+
+    /// Read from connection `token` and act on it, whether it is a chat member or not.
+    fn read(&mut self, token: Token, to_end: bool) {
+        let Some(conn) = self.conns.get_mut(token.0) else { return };
+        let next = if conn.member.is_some() {
+            self.member_readable(token, to_end)
+        } else {
+            conn.on_readable(&mut self.io, &self.registry, to_end)
+        };
+        self.apply(token, next);
+    }
+
+    /// Give every connection that used up its turn another one, in the order they queued.
+    fn take_turns(&mut self) {
+        for (token, serial) in std::mem::take(&mut self.read_later) {
+            if self.conns.get(token.0).is_some_and(|c| c.serial == serial) {
+                self.read(token, false);
+            }
+        }
+    }
+
+    /// Close the connections whose last bytes were acknowledged, or that waited long enough.
+    fn check_delivered(&mut self, now: Instant) {
+        let mut i = 0;
+        while i < self.delivering.len() {
+            let (deadline, token, serial) = self.delivering[i];
+            let done = match self.conns.get(token.0).filter(|c| c.serial == serial) {
+                None => true, // closed meanwhile (a reset)
+                Some(conn) => now >= deadline || conn.delivered(),
+            };
+            if done {
+                self.delivering.swap_remove(i);
+                self.close_if_current(token, serial);
+            } else {
+                i += 1;
+            }
+        }
+    }
+
+    fn expire_lingering(&mut self, now: Instant) {
+        while let Some(&(at, token, serial)) = self.lingering.front() {
+            if at > now {
+                break;
+            }
+            self.lingering.pop_front();
+            self.close_if_current(token, serial);
+        }
+    }
+
+    pub(super) fn close_if_current(&mut self, token: Token, serial: u64) {
+        if self.conns.get(token.0).is_some_and(|c| c.serial == serial) {
+            self.close(token);
+        }
+    }
+
+    fn close(&mut self, token: Token) {
+        let Some(conn) = self.conns.try_remove(token.0) else { return };
+        if let Some(member) = conn.release(&mut self.io).filter(|m| m.in_room) {
+            // Closed while still in the room (a reset, a failed write): tell the others.
+            let tell = !self.io.draining;
+            self.announce_left(member.id, tell);
+        }
+    }
+}

@@ -10,10 +10,37 @@
 //!   inside the window is under-counted (in this lab threads live as long as their connection,
 //!   which spans the whole measured phase).
 //! - `VmHWM` is the kernel's own peak of `VmRSS`, so the peak is exact even between samples.
+//!
+//! `/proc/<pid>` in this shape is Linux's. On other systems every read returns an
+//! `Unsupported` error that says so ([`UNSUPPORTED`]), the repetition records no samples, and
+//! the report's server columns stay empty; the parsers still compile and test everywhere.
 
 use std::collections::BTreeMap;
 use std::fs;
 use std::io;
+
+/// Why the server cannot be sampled on this system, or `None` where it can.
+pub const UNSUPPORTED: Option<&str> = if cfg!(target_os = "linux") {
+    None
+} else {
+    Some("the server's CPU time, memory, threads and descriptors are read from /proc, which only Linux has")
+};
+
+/// Reads a file under /proc, or says that there is no such /proc here.
+fn proc_file(path: &str) -> io::Result<String> {
+    match UNSUPPORTED {
+        None => fs::read_to_string(path),
+        Some(why) => Err(io::Error::new(io::ErrorKind::Unsupported, why)),
+    }
+}
+
+/// Lists a directory under /proc, or says that there is no such /proc here.
+fn proc_dir(path: &str) -> io::Result<fs::ReadDir> {
+    match UNSUPPORTED {
+        None => fs::read_dir(path),
+        Some(why) => Err(io::Error::new(io::ErrorKind::Unsupported, why)),
+    }
+}
 
 /// The fields of `/proc/<pid>/status` the suite uses.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -78,18 +105,18 @@ pub fn ticks_per_second() -> f64 {
 
 /// Reads `/proc/<pid>/status`.
 pub fn read_status(pid: u32) -> io::Result<Status> {
-    Ok(parse_status(&fs::read_to_string(format!("/proc/{pid}/status"))?))
+    Ok(parse_status(&proc_file(&format!("/proc/{pid}/status"))?))
 }
 
 /// Reads `/proc/<pid>/stat`.
 pub fn read_cpu(pid: u32) -> io::Result<CpuTicks> {
-    let text = fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    let text = proc_file(&format!("/proc/{pid}/stat"))?;
     parse_stat(&text).ok_or_else(|| io::Error::other(format!("/proc/{pid}/stat: unexpected layout")))
 }
 
 /// Open file descriptors: entries of `/proc/<pid>/fd`.
 pub fn count_fds(pid: u32) -> io::Result<u64> {
-    Ok(fs::read_dir(format!("/proc/{pid}/fd"))?.count() as u64)
+    Ok(proc_dir(&format!("/proc/{pid}/fd"))?.count() as u64)
 }
 
 /// Voluntary and involuntary context switches of every live thread, by thread id.
@@ -98,7 +125,7 @@ pub type Switches = BTreeMap<u32, (u64, u64)>;
 /// Reads [`Switches`] from `/proc/<pid>/task/*/status`.
 pub fn context_switches(pid: u32) -> io::Result<Switches> {
     let mut all = Switches::new();
-    for entry in fs::read_dir(format!("/proc/{pid}/task"))? {
+    for entry in proc_dir(&format!("/proc/{pid}/task"))? {
         let entry = entry?;
         let Some(tid) = entry.file_name().to_str().and_then(|t| t.parse().ok()) else { continue };
         // A thread may exit between listing and reading: skip it rather than fail.
@@ -154,6 +181,7 @@ voluntary_ctxt_switches:\t150\nnonvoluntary_ctxt_switches:\t7\n";
     }
 
     #[test]
+    #[cfg(target_os = "linux")]
     fn reads_this_very_process() {
         let pid = std::process::id();
         assert!(read_status(pid).unwrap().threads >= 1);

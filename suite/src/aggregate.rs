@@ -56,8 +56,8 @@ pub const METRICS: [(&str, &str); 11] = [
     ("server_busy", "share"),
 ];
 
-/// Busy this share of the time or more, a process (each runs pinned to one CPU) had no time to
-/// spare: it was setting the pace.
+/// Busy this share of the time or more, a process had no time to spare on the CPUs it was
+/// pinned to: it was setting the pace.
 pub const SATURATED: f64 = 0.9;
 
 /// A point, summarised.
@@ -133,7 +133,9 @@ fn metrics_of(rep: &Repetition, doc: Option<&LoadgenDoc>) -> [Option<f64>; METRI
             requests + doc.counts.warmup_requests as f64
         };
         if s.window_seconds > 0.0 {
-            m[10] = Some((s.cpu_user_seconds + s.cpu_system_seconds) / s.window_seconds);
+            // A share of the CPUs it was pinned to, so 100% means all of them were busy.
+            let cpus = rep.server.cpus.len().max(1) as f64;
+            m[10] = Some((s.cpu_user_seconds + s.cpu_system_seconds) / s.window_seconds / cpus);
         }
         if replies > 0.0 {
             m[7] = Some((s.voluntary_switches + s.involuntary_switches) as f64 / replies);

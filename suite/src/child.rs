@@ -1,57 +1,16 @@
-//! Starting and stopping child processes: pinning, the `listening on` handshake, SIGTERM with
-//! a deadline.
+//! Starting and stopping child processes: the `listening on` handshake, SIGTERM with a
+//! deadline (pinning them to CPUs is [`affinity`](crate::affinity)'s).
 //!
 //! Every wait here is bounded, and the only processes ever signalled are the suite's own
 //! children, addressed by the PID their `Child` holds: a server that hangs is killed and
 //! recorded as hanging, and the suite moves on.
 
 use std::io::{self, BufRead, BufReader};
-use std::os::unix::process::{CommandExt as _, ExitStatusExt as _};
+use std::os::unix::process::ExitStatusExt as _;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
-
-/// Makes the child run only on `cpu`, set between fork and exec so it holds from the first
-/// instruction (threads the child creates inherit it).
-pub fn pin(cmd: &mut Command, cpu: Option<usize>) {
-    let Some(cpu) = cpu else { return };
-    // SAFETY: the hook runs in the forked child before exec, and only calls
-    // sched_setaffinity, which is async-signal-safe, on a set built on the stack.
-    unsafe {
-        cmd.pre_exec(move || {
-            let mut set: libc::cpu_set_t = std::mem::zeroed();
-            libc::CPU_SET(cpu, &mut set);
-            if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
-                return Err(io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-}
-
-/// The CPUs to pin the server and loadgen to: 0 and 1 when this process may use both,
-/// otherwise none (and why).
-pub fn choose_pinning(cores: usize) -> (Option<usize>, Option<usize>, String) {
-    // SAFETY: sched_getaffinity writes into a set we own.
-    let allowed = unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) == 0 {
-            Some((libc::CPU_ISSET(0, &set), libc::CPU_ISSET(1, &set)))
-        } else {
-            None
-        }
-    };
-    match allowed {
-        Some((true, true)) if cores >= 2 => (
-            Some(0),
-            Some(1),
-            "sched_setaffinity before exec: server on CPU 0, loadgen on CPU 1 (the suite itself is not pinned)"
-                .to_owned(),
-        ),
-        _ => (None, None, format!("not pinned: {cores} CPU(s) available, CPUs 0 and 1 are not both allowed")),
-    }
-}
 
 /// Describes how a process ended, and whether that was a clean `exit 0`.
 pub fn describe_exit(status: ExitStatus) -> (String, bool) {

@@ -6,8 +6,10 @@
 //! person would, so what it measures is what ships.
 //!
 //! How the pieces fit, in the order data flows:
+//! - [`models`]: the list of models, asked of the server binary (`server --list-models`);
+//! - [`cpus`]: which CPUs the server and loadgen get ([`affinity`] asks and pins);
 //! - [`matrix`]: the TOML matrix (default: `scripts/suite.toml`, compiled in) expanded into a
-//!   flat plan of points;
+//!   flat plan of points, for those models and CPUs;
 //! - [`runner`]: runs the plan point by point, repetition by repetition, with [`progress`];
 //! - [`repetition`]: one server + one loadgen run ([`child`] starts, pins and stops
 //!   processes; [`procfs`] samples the server);
@@ -16,11 +18,14 @@
 //! - [`aggregate`]: medians, spreads, noisy flags and merged histograms;
 //! - [`render`]: README.md, results.csv and SVG plots from results.json alone.
 
+pub mod affinity;
 pub mod aggregate;
 pub mod child;
+pub mod cpus;
 pub mod loadgen_doc;
 pub mod machine;
 pub mod matrix;
+pub mod models;
 pub mod procfs;
 pub mod progress;
 pub mod render;

@@ -1,5 +1,9 @@
 //! What the run was made on: recorded once at the start, so a result can always be traced to
 //! the machine, the kernel, the compiler and the exact commit that produced it.
+//!
+//! The host, kernel, CPU model and memory come from `/proc` on Linux. Elsewhere host and kernel
+//! come from `uname`, and the CPU model and memory read `unknown` and 0: the suite's
+//! measurements are Linux-only anyway (see [`procfs`](crate::procfs)).
 
 use std::path::Path;
 use std::process::Command;
@@ -17,6 +21,9 @@ pub struct Machine {
     pub cpu_model: String,
     /// CPUs this process may use.
     pub cores: usize,
+    /// Their numbers, from the affinity mask (empty where unknown, and in older results).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cpus_allowed: Vec<usize>,
     /// Total memory, KiB.
     pub memory_kib: u64,
     /// `rustc --version`.
@@ -52,12 +59,14 @@ pub fn describe(repo: &Path) -> Machine {
         .and_then(|v| v.split_whitespace().next()?.parse().ok())
         .unwrap_or(0);
     let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".to_owned());
+    let (host, kernel) = host_and_kernel();
     Machine {
-        host: read("/proc/sys/kernel/hostname"),
-        kernel: format!("{} {}", read("/proc/sys/kernel/ostype"), read("/proc/sys/kernel/osrelease")),
+        host,
+        kernel,
         cpu_model: cpu_model(&std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default())
             .unwrap_or_else(|| "unknown".to_owned()),
         cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        cpus_allowed: crate::affinity::allowed().unwrap_or_default(),
         memory_kib,
         rustc: output(Command::new(rustc).arg("--version")).unwrap_or_else(|| "unknown".to_owned()),
         git_commit: output(Command::new("git").arg("-C").arg(repo).args(["rev-parse", "--short", "HEAD"]))
@@ -65,6 +74,18 @@ pub fn describe(repo: &Path) -> Machine {
         git_dirty: output(Command::new("git").arg("-C").arg(repo).args(["status", "--porcelain"]))
             .is_some_and(|s| !s.is_empty()),
     }
+}
+
+#[cfg(target_os = "linux")]
+fn host_and_kernel() -> (String, String) {
+    let kernel = format!("{} {}", read("/proc/sys/kernel/ostype"), read("/proc/sys/kernel/osrelease"));
+    (read("/proc/sys/kernel/hostname"), kernel)
+}
+
+#[cfg(not(target_os = "linux"))]
+fn host_and_kernel() -> (String, String) {
+    let uname = |flag: &str| output(Command::new("uname").arg(flag)).unwrap_or_else(|| "unknown".to_owned());
+    (uname("-n"), uname("-sr"))
 }
 
 /// `YYYY-MM-DD` (UTC) of a Unix time, by the civil-from-days algorithm (no date crate needed).

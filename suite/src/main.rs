@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use clap::{Parser, Subcommand};
-use suite::matrix::{self, Overrides};
+use suite::cpus::{self, CpuList};
+use suite::matrix::{self, Available, Overrides};
+use suite::models;
 use suite::runner::{self, RunOptions};
 
 #[derive(Parser)]
@@ -16,9 +18,11 @@ use suite::runner::{self, RunOptions};
     version,
     about = "Runs the concurrency-model lab's benchmark matrix and writes a results directory",
     long_about = "Runs every point of a matrix (model x workload x connections), each repeated, \
-with the server pinned to CPU 0 and loadgen to CPU 1, samples the server from /proc, and writes \
-results/<date>-<host>-<commit>/ with results.json (everything raw), results.csv, README.md \
-(tables) and SVG plots. `suite report DIR` re-renders the tables and plots from DIR/results.json."
+with the server pinned to CPU 0 and loadgen to CPU 1 (or to --server-cpus and --loadgen-cpus), \
+samples the server from /proc, and writes results/<date>-<host>-<commit>/ with results.json \
+(everything raw), results.csv, README.md (tables) and SVG plots. The models are the ones \
+`server --list-models` prints. `suite report DIR` re-renders the tables and plots from \
+DIR/results.json."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -62,12 +66,20 @@ struct RunArgs {
     /// text, plus the closed-loop points their rate sweeps take rates from.
     #[arg(long, value_name = "SUBSTRING")]
     filter: Option<String>,
-    /// The server binary (default: `server` next to this executable).
+    /// The server binary (default: `server` next to this executable). `plan` asks it too: its
+    /// `--list-models` is the list of models.
     #[arg(long, value_name = "PATH")]
     server_bin: Option<PathBuf>,
     /// The loadgen binary (default: `loadgen` next to this executable).
     #[arg(long, value_name = "PATH")]
     loadgen_bin: Option<PathBuf>,
+    /// Pin the server to these CPUs (like 0-7, 0,2,4 or 0-3,8-11; Linux only) instead of CPU 0.
+    /// A scaling experiment steps through 1, 2, 4 … of them. Needs --loadgen-cpus, disjoint.
+    #[arg(long, value_name = "LIST", requires = "loadgen_cpus")]
+    server_cpus: Option<CpuList>,
+    /// Pin loadgen to these CPUs instead of CPU 1. Needs --server-cpus.
+    #[arg(long, value_name = "LIST", requires = "server_cpus")]
+    loadgen_cpus: Option<CpuList>,
 }
 
 fn duration(text: &str) -> Result<Duration, String> {
@@ -90,12 +102,32 @@ fn sibling(name: &str) -> anyhow::Result<PathBuf> {
     Ok(dir.join(name))
 }
 
-fn plan_of(args: &RunArgs) -> anyhow::Result<(matrix::Plan, String)> {
+/// Everything a run needs that is found out before it starts.
+struct Prepared {
+    plan: matrix::Plan,
+    matrix_text: String,
+    server_bin: PathBuf,
+    models: Vec<models::ModelInfo>,
+    pinning: cpus::Choice,
+}
+
+/// Reads the matrix, asks the server for its models, chooses the CPUs, and expands the plan;
+/// prints what the expansion left out.
+fn prepare(args: &RunArgs) -> anyhow::Result<Prepared> {
     let text = match &args.matrix {
         Some(path) => std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?,
         None => matrix::DEFAULT_MATRIX.to_owned(),
     };
     let file = matrix::parse(&text)?;
+    let server_bin = match &args.server_bin {
+        Some(p) => p.clone(),
+        None => sibling("server")?,
+    };
+    let listed = models::ask(&server_bin)?;
+    let allowed = suite::affinity::allowed();
+    let asked = args.server_cpus.as_ref().zip(args.loadgen_cpus.as_ref());
+    let pinning =
+        cpus::choose(allowed.as_deref().map_err(String::as_str), asked).map_err(anyhow::Error::msg)?;
     let ov = Overrides {
         quick: args.quick,
         repeat: args.repeat,
@@ -103,7 +135,14 @@ fn plan_of(args: &RunArgs) -> anyhow::Result<(matrix::Plan, String)> {
         warmup: args.warmup,
         filter: args.filter.clone(),
     };
-    Ok((matrix::expand(&file, &ov)?, text))
+    let available = Available { models: models::names(&listed), server_cpus: pinning.server.clone() };
+    let plan = matrix::expand(&file, &ov, &available)?;
+    for exp in &plan.experiments {
+        for note in &exp.notes {
+            eprintln!("suite: {}: {note}", exp.name);
+        }
+    }
+    Ok(Prepared { plan, matrix_text: text, server_bin, models: listed, pinning })
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
@@ -113,7 +152,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             eprintln!("suite: rewrote {} file(s) in {}", written.len(), dir.display());
         }
         Command::Plan(args) => {
-            let (plan, _) = plan_of(&args)?;
+            let plan = prepare(&args)?.plan;
             for p in &plan.points {
                 println!("{}  x{}  {}", p.id, p.repeat, p.server_args.join(" "));
             }
@@ -124,11 +163,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             );
         }
         Command::Run(args) => {
-            let (plan, matrix_text) = plan_of(&args)?;
-            let server_bin = match &args.server_bin {
-                Some(p) => p.clone(),
-                None => sibling("server")?,
-            };
+            let Prepared { plan, matrix_text, server_bin, models, pinning } = prepare(&args)?;
             let loadgen_bin = match &args.loadgen_bin {
                 Some(p) => p.clone(),
                 None => sibling("loadgen")?,
@@ -144,6 +179,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 out: args.out.clone(),
                 server_bin,
                 loadgen_bin,
+                models,
+                pinning,
             };
             let dir = runner::run(&opts)?;
             eprintln!("suite: wrote {}", dir.display());

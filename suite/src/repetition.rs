@@ -18,6 +18,7 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use crate::affinity;
 use crate::child;
 use crate::loadgen_doc::LoadgenDoc;
 use crate::matrix::{PaceSpec, PointSpec};
@@ -33,10 +34,26 @@ pub struct Context {
     pub loadgen_bin: PathBuf,
     /// The run directory; logs, raw reports and `.hgrm` files go below it.
     pub out_dir: PathBuf,
-    /// CPU for the server.
-    pub server_cpu: Option<usize>,
-    /// CPU for loadgen.
-    pub loadgen_cpu: Option<usize>,
+    /// The server's CPUs (empty: not pinned); a scaling point uses the first N.
+    pub server_cpus: Vec<usize>,
+    /// loadgen's CPUs (empty: not pinned).
+    pub loadgen_cpus: Vec<usize>,
+}
+
+impl Context {
+    /// The CPUs the server of `spec` runs on: the first `spec.server_cpus` of the list, or all.
+    pub fn server_cpus_for(&self, spec: &PointSpec) -> Result<Vec<usize>, String> {
+        match spec.server_cpus {
+            None => Ok(self.server_cpus.clone()),
+            // Not pinned at all: the one-CPU step runs unpinned, as every other point does.
+            Some(_) if self.server_cpus.is_empty() => Ok(Vec::new()),
+            Some(n) if n <= self.server_cpus.len() => Ok(self.server_cpus[..n].to_vec()),
+            Some(n) => Err(format!(
+                "the point needs {n} server CPUs and the server's list has {}",
+                self.server_cpus.len()
+            )),
+        }
+    }
 }
 
 /// How long a server may take to print `listening on`.
@@ -127,6 +144,7 @@ pub fn run(ctx: &Context, spec: &PointSpec, rep: u32, rate: Option<f64>) -> Repe
             startup_ms: None,
             exit: "not started".into(),
             clean_exit: false,
+            cpus: Vec::new(),
             log: server_log.clone(),
         },
         loadgen: None,
@@ -144,10 +162,21 @@ pub fn run(ctx: &Context, spec: &PointSpec, rep: u32, rate: Option<f64>) -> Repe
             return out;
         }
     };
+    let cpus = match ctx.server_cpus_for(spec) {
+        Ok(cpus) => cpus,
+        Err(why) => {
+            out.failures.push(why);
+            return out;
+        }
+    };
     let mut cmd = Command::new(&ctx.server_bin);
     cmd.args(&s_args);
     child::stdio(&mut cmd, log);
-    child::pin(&mut cmd, ctx.server_cpu);
+    if let Err(e) = affinity::pin(&mut cmd, &cpus) {
+        out.failures.push(format!("cannot pin the server to CPUs {}: {e}", crate::cpus::format(&cpus)));
+        return out;
+    }
+    out.server.cpus = cpus;
     let started = Instant::now();
     let mut server = match cmd.spawn() {
         Ok(c) => c,
@@ -261,7 +290,10 @@ fn drive_loadgen(
         };
     let mut cmd = Command::new(&ctx.loadgen_bin);
     cmd.args(args).stdin(Stdio::null()).stdout(Stdio::from(stdout)).stderr(Stdio::piped());
-    child::pin(&mut cmd, ctx.loadgen_cpu);
+    if let Err(e) = affinity::pin(&mut cmd, &ctx.loadgen_cpus) {
+        failures.push(format!("cannot pin loadgen to CPUs {}: {e}", crate::cpus::format(&ctx.loadgen_cpus)));
+        return (None, None);
+    }
     let pid = server.id();
     let t0 = Instant::now();
     let whole_start = snapshot(pid);
@@ -384,13 +416,17 @@ fn drive_loadgen(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::matrix::expand::tests::{FIVE, available};
     use crate::matrix::{DEFAULT_MATRIX, Overrides, expand, parse};
 
     #[test]
     fn command_lines_carry_every_setting() {
-        let plan =
-            expand(&parse(DEFAULT_MATRIX).unwrap(), &Overrides { quick: true, ..Overrides::default() })
-                .unwrap();
+        let plan = expand(
+            &parse(DEFAULT_MATRIX).unwrap(),
+            &Overrides { quick: true, ..Overrides::default() },
+            &available(&FIVE),
+        )
+        .unwrap();
         let p = plan.points.iter().find(|p| p.id == "c10k/reactor/c16+i10000").unwrap();
         let args = loadgen_args(p, "127.0.0.1:9", None, Path::new("a.json"), Path::new("a.hgrm"));
         let joined = args.join(" ");
@@ -409,9 +445,12 @@ mod tests {
 
     #[test]
     fn size_is_optional_and_protocol_flags_come_last() {
-        let plan =
-            expand(&parse(DEFAULT_MATRIX).unwrap(), &Overrides { quick: true, ..Overrides::default() })
-                .unwrap();
+        let plan = expand(
+            &parse(DEFAULT_MATRIX).unwrap(),
+            &Overrides { quick: true, ..Overrides::default() },
+            &available(&FIVE),
+        )
+        .unwrap();
         let mut p = plan.points[0].clone();
         assert!(loadgen_args(&p, "a", None, Path::new("j"), Path::new("h")).contains(&"--size".to_owned()));
         p.size.clear();
@@ -419,5 +458,25 @@ mod tests {
         let args = loadgen_args(&p, "a", None, Path::new("j"), Path::new("h"));
         assert!(!args.contains(&"--size".to_owned()), "{args:?}");
         assert_eq!(args[args.len() - 2..], ["--kv-keys", "100"]);
+    }
+
+    #[test]
+    fn a_scaling_point_takes_the_first_cpus_of_the_list() {
+        let ctx = Context {
+            server_bin: "server".into(),
+            loadgen_bin: "loadgen".into(),
+            out_dir: ".".into(),
+            server_cpus: vec![4, 5, 6, 7],
+            loadgen_cpus: vec![8],
+        };
+        let plan = expand(&parse(DEFAULT_MATRIX).unwrap(), &Overrides::default(), &available(&FIVE)).unwrap();
+        let mut p = plan.points[0].clone();
+        assert_eq!(ctx.server_cpus_for(&p), Ok(vec![4, 5, 6, 7]));
+        p.server_cpus = Some(2);
+        assert_eq!(ctx.server_cpus_for(&p), Ok(vec![4, 5]));
+        p.server_cpus = Some(8);
+        assert!(ctx.server_cpus_for(&p).unwrap_err().contains("needs 8 server CPUs"));
+        let unpinned = Context { server_cpus: vec![], ..ctx };
+        assert_eq!(unpinned.server_cpus_for(&p), Ok(vec![]));
     }
 }

@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::machine::Machine;
 use crate::matrix::{ExperimentInfo, PointSpec};
+use crate::models::ModelInfo;
 
 /// Version of the layout below.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -36,6 +37,9 @@ pub struct RunResults {
     pub machine: Machine,
     /// CPUs the server and loadgen were pinned to, or why not.
     pub pinning: Pinning,
+    /// The models as `server --list-models` described them (absent in older results).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub models: Vec<ModelInfo>,
     /// The matrix file's text, as run.
     pub matrix_text: String,
     /// Experiments in order.
@@ -47,12 +51,19 @@ pub struct RunResults {
 /// CPU affinity used for the children.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Pinning {
-    /// CPU of the server, if pinned.
+    /// The first of the server's CPUs, if pinned (the whole list is `server_cpus`; older
+    /// results pinned to one CPU and have only this).
     pub server_cpu: Option<usize>,
-    /// CPU of loadgen, if pinned.
+    /// The first of loadgen's CPUs, if pinned (see `loadgen_cpus`).
     pub loadgen_cpu: Option<usize>,
     /// How (`sched_setaffinity`), or why not.
     pub note: String,
+    /// Every CPU the server was pinned to (`--server-cpus`); a scaling point uses the first N.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub server_cpus: Vec<usize>,
+    /// Every CPU loadgen was pinned to (`--loadgen-cpus`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub loadgen_cpus: Vec<usize>,
 }
 
 /// One point and its repetitions.
@@ -103,6 +114,9 @@ pub struct ServerRun {
     pub exit: String,
     /// True for a clean exit 0 after SIGTERM.
     pub clean_exit: bool,
+    /// The CPUs it was pinned to; empty when not pinned (and in older results).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cpus: Vec<usize>,
     /// Server log file, relative to the run directory.
     pub log: String,
 }

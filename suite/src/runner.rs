@@ -1,7 +1,8 @@
 //! The whole run: every point of the plan in order, every repetition, then results.json and
 //! the rendered report.
 //!
-//! Points run one at a time (the machine has two CPUs: one for the server, one for loadgen).
+//! Points run one at a time, the server on its CPUs and loadgen on its own (by default one
+//! each: CPU 0 and CPU 1 of the two-CPU lab machine).
 //! An open-loop sweep point takes its rate from the median throughput of its closed-loop base
 //! point, which the matrix guarantees ran earlier in the same run; if the base did not run or
 //! measured nothing, the sweep point is recorded as not run, with the reason.
@@ -11,9 +12,10 @@ use std::path::{Path, PathBuf};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use crate::aggregate;
-use crate::child;
+use crate::cpus::{self, Choice};
 use crate::machine;
 use crate::matrix::{PaceSpec, Plan};
+use crate::models::ModelInfo;
 use crate::progress::Progress;
 use crate::render;
 use crate::repetition::{self, Context};
@@ -34,6 +36,10 @@ pub struct RunOptions {
     pub server_bin: PathBuf,
     /// The `loadgen` binary.
     pub loadgen_bin: PathBuf,
+    /// The models as the server binary listed them.
+    pub models: Vec<ModelInfo>,
+    /// Where the server and loadgen run ([`cpus::choose`]).
+    pub pinning: Choice,
 }
 
 /// Why a run could not happen at all (findings about servers are never errors).
@@ -110,13 +116,13 @@ pub fn run(opts: &RunOptions) -> Result<PathBuf, RunError> {
         std::fs::create_dir_all(out_dir.join(sub))
             .map_err(io_err(format!("creating {}", out_dir.display())))?;
     }
-    let (server_cpu, loadgen_cpu, note) = child::choose_pinning(machine.cores);
+    let pin = &opts.pinning;
     let ctx = Context {
         server_bin: opts.server_bin.clone(),
         loadgen_bin: opts.loadgen_bin.clone(),
         out_dir: out_dir.clone(),
-        server_cpu,
-        loadgen_cpu,
+        server_cpus: pin.server.clone(),
+        loadgen_cpus: pin.loadgen.clone(),
     };
     let plan = &opts.plan;
     let total_reps: usize = plan.points.iter().map(|p| p.repeat as usize).sum();
@@ -127,7 +133,19 @@ pub fn run(opts: &RunOptions) -> Result<PathBuf, RunError> {
         humantime::format_duration(std::time::Duration::from_secs(estimate.as_secs())),
         out_dir.display()
     );
-    eprintln!("suite: {note}");
+    if pin.server.is_empty() {
+        eprintln!("suite: {}", pin.note);
+    } else {
+        eprintln!(
+            "suite: server on CPU(s) {}, loadgen on CPU(s) {}: {}",
+            cpus::format(&pin.server),
+            cpus::format(&pin.loadgen),
+            pin.note
+        );
+    }
+    if let Some(why) = crate::procfs::UNSUPPORTED {
+        eprintln!("suite: on {}, {why}: those columns stay empty", std::env::consts::OS);
+    }
     let mut progress = Progress::new(total_reps, estimate);
     let wall = Instant::now();
     let mut points: Vec<PointResult> = Vec::new();
@@ -194,7 +212,14 @@ pub fn run(opts: &RunOptions) -> Result<PathBuf, RunError> {
         reproduce,
         suite_args: opts.suite_args.clone(),
         machine,
-        pinning: Pinning { server_cpu, loadgen_cpu, note },
+        pinning: Pinning {
+            server_cpu: pin.server.first().copied(),
+            loadgen_cpu: pin.loadgen.first().copied(),
+            note: pin.note.clone(),
+            server_cpus: pin.server.clone(),
+            loadgen_cpus: pin.loadgen.clone(),
+        },
+        models: opts.models.clone(),
         matrix_text: opts.matrix_text.clone(),
         experiments: plan.experiments.clone(),
         points,

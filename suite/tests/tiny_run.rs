@@ -1,6 +1,7 @@
-//! One real run of a tiny matrix (reactor, two points, two repetitions each) against the
-//! workspace's own `server` and `loadgen` binaries, then `suite report` on its directory: every
-//! rendered file must come back byte for byte.
+//! One real run of a tiny matrix (reactor, two points, and a scaling experiment on `async`
+//! plus a model no server has; two repetitions each) against the workspace's own `server` and
+//! `loadgen` binaries, then `suite report` on its directory: every rendered file must come
+//! back byte for byte.
 //!
 //! The binaries are looked for next to the suite's test binary (`cargo test --workspace` builds
 //! them there) and in the sibling `release` directory, or in `$SUITE_TEST_BIN_DIR`. When they are
@@ -35,6 +36,17 @@ plots = ["rate"]
 base = "closed"
 base_conns = 2
 fractions = [0.5]
+
+[[experiment]]
+name = "scale"
+title = "scaling"
+conns = [2]
+models = ["async", "no-such-model"]
+scale_cpus = true
+plots = ["scaling"]
+
+[experiment.model_args]
+async = ["--runtime", "multi-thread", "--threads", "{cpus}"]
 "#;
 
 fn find_bins() -> Option<(PathBuf, PathBuf)> {
@@ -95,7 +107,12 @@ fn tiny_matrix_runs_and_report_rerenders_byte_for_byte() {
         serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
     assert_eq!(results["schema_version"], 1);
     let points = results["points"].as_array().unwrap();
-    assert_eq!(points.len(), 2);
+    // closed, sweep, and the scaling steps this machine's server CPUs allow for `async`.
+    let steps = points.iter().filter(|p| p["spec"]["experiment"] == "scale").count();
+    assert!(steps >= 1, "{points:?}");
+    assert_eq!(points.len(), 2 + steps);
+    assert!(log.contains("scale: `no-such-model` was not run"), "one printed line per skipped model:\n{log}");
+    assert!(results["models"].as_array().unwrap().iter().any(|m| m["name"] == "reactor"));
     for p in points {
         let reps = p["repetitions"].as_array().unwrap();
         assert_eq!(reps.len(), 2, "{p}");
@@ -113,6 +130,9 @@ fn tiny_matrix_runs_and_report_rerenders_byte_for_byte() {
     let before = read_rendered(&out);
     assert!(before.iter().any(|(n, _)| n == "plots/throughput_vs_connections.svg"));
     assert!(before.iter().any(|(n, _)| n == "plots/latency_vs_rate.svg"));
+    assert!(before.iter().any(|(n, _)| n == "plots/throughput_vs_server_cpus.svg"));
+    let readme = String::from_utf8_lossy(&before[0].1).into_owned();
+    assert!(readme.contains("## scaling") && readme.contains("**Scaling:** async "), "{readme}");
     for (name, _) in &before {
         std::fs::remove_file(out.join(name)).unwrap();
     }

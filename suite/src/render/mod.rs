@@ -9,6 +9,7 @@ pub mod csv;
 pub mod format;
 pub mod plots;
 pub mod readme;
+pub mod scaling;
 pub mod svg;
 
 use std::path::Path;
@@ -80,6 +81,7 @@ mod tests {
     use super::*;
     use crate::loadgen_doc::tests::sample_report;
     use crate::machine::Machine;
+    use crate::matrix::expand::tests::{FIVE, available};
     use crate::matrix::{DEFAULT_MATRIX, Overrides, expand, parse};
     use crate::results::{LoadgenRun, Pinning, Repetition, Samples, ServerRun};
 
@@ -92,6 +94,7 @@ mod tests {
                 startup_ms: Some(3),
                 exit: "exit 0".into(),
                 clean_exit: true,
+                cpus: vec![0],
                 log: "logs/x".into(),
             },
             loadgen: Some(LoadgenRun {
@@ -124,7 +127,7 @@ mod tests {
 
     /// A synthetic run of the default plan's closed-64B and c10k points.
     pub fn synthetic() -> RunResults {
-        let plan = expand(&parse(DEFAULT_MATRIX).unwrap(), &Overrides::default()).unwrap();
+        let plan = expand(&parse(DEFAULT_MATRIX).unwrap(), &Overrides::default(), &available(&FIVE)).unwrap();
         let points = plan
             .points
             .iter()
@@ -158,12 +161,20 @@ mod tests {
                 kernel: "Linux 6".into(),
                 cpu_model: "CPU".into(),
                 cores: 2,
+                cpus_allowed: vec![0, 1],
                 memory_kib: 1 << 20,
                 rustc: "rustc 1".into(),
                 git_commit: "abc1234".into(),
                 git_dirty: false,
             },
-            pinning: Pinning { server_cpu: Some(0), loadgen_cpu: Some(1), note: "pinned".into() },
+            pinning: Pinning {
+                server_cpu: Some(0),
+                loadgen_cpu: Some(1),
+                note: "pinned".into(),
+                server_cpus: vec![0],
+                loadgen_cpus: vec![1],
+            },
+            models: vec![],
             matrix_text: DEFAULT_MATRIX.into(),
             experiments: plan.experiments.clone(),
             points,
@@ -200,5 +211,71 @@ mod tests {
         assert_eq!(csv.lines().count(), 1 + 5 * 5);
         assert!(files.iter().any(|(n, _)| n == "plots/memory_vs_connections.svg"));
         assert!(files.iter().any(|(n, _)| n == "plots/spectrum-c10k-c16+i10000.svg"));
+    }
+
+    /// The synthetic run plus the scaling experiment on a server with four CPUs, throughput
+    /// growing with the CPUs for every model but `thread-per-connection`.
+    fn synthetic_scaling(server_cpus: usize) -> RunResults {
+        let mut results = synthetic();
+        let mut offer = available(&[FIVE.as_slice(), &["multi-reactor"]].concat());
+        offer.server_cpus = (0..server_cpus).collect();
+        let plan = expand(&parse(DEFAULT_MATRIX).unwrap(), &Overrides::default(), &offer).unwrap();
+        results.experiments = plan.experiments.clone();
+        results.pinning.server_cpus = offer.server_cpus.clone();
+        results.pinning.loadgen_cpus = vec![server_cpus];
+        results.points.extend(plan.points.iter().filter(|p| p.experiment == "scaling").map(|spec| {
+            let n = spec.server_cpus.unwrap_or(1);
+            let gain = if spec.model == "thread-per-connection" { 1.0 } else { n as f64 };
+            PointResult {
+                spec: spec.clone(),
+                rate: None,
+                not_run: None,
+                repetitions: (1..=3)
+                    .map(|k| {
+                        let mut r = rep(k, 10_000.0 * gain, vec![]);
+                        r.server.cpus = (0..n).collect();
+                        r
+                    })
+                    .collect(),
+            }
+        }));
+        results
+    }
+
+    #[test]
+    fn scaling_gets_a_table_per_cpu_count_a_sentence_and_a_plot() {
+        let files = render(&synthetic_scaling(4));
+        let readme = &files.iter().find(|(n, _)| n == "README.md").unwrap().1;
+        assert!(readme.contains("### 128 connections, 2 server CPUs"), "{readme}");
+        assert!(readme.contains("Server CPUs: 1, 2, 4, the first N of the server's list (0-3)."));
+        assert!(
+            readme.contains("multi-reactor 40,000 req/s on 4 CPUs, 4.00× its 10,000 on 1 CPU"),
+            "{readme}"
+        );
+        assert!(readme.contains("thread-per-connection 10,000 req/s on 4 CPUs, 1.00×"), "{readme}");
+        assert!(
+            readme.contains("| pinning | server on CPU(s) 0-3, loadgen on CPU(s) 4; pinned |"),
+            "{readme}"
+        );
+        assert!(readme.contains("a share of all the CPUs it is pinned to"));
+        let svg = &files.iter().find(|(n, _)| n == "plots/throughput_vs_server_cpus.svg").unwrap().1;
+        // Three models, three steps each; multi-reactor gets a spare colour of its own.
+        assert_eq!(svg.matches("<polyline").count(), 3, "{svg}");
+        assert!(svg.contains("#8c564b"), "{svg}");
+    }
+
+    #[test]
+    fn one_server_cpu_still_gives_the_section_and_says_why() {
+        let files = render(&synthetic_scaling(1));
+        let readme = &files.iter().find(|(n, _)| n == "README.md").unwrap().1;
+        assert!(readme.contains("## Scaling:"));
+        assert!(
+            readme.contains("Only the 1-CPU step ran: the server's CPU list (0) has one CPU"),
+            "{readme}"
+        );
+        assert!(readme.contains("**Scaling:** multi-reactor 10,000 req/s on 1 CPU;"), "{readme}");
+        let svg = &files.iter().find(|(n, _)| n == "plots/throughput_vs_server_cpus.svg").unwrap().1;
+        assert_eq!(svg.matches("<circle").count(), 3, "one point per model");
+        assert!(svg.contains("one step only"));
     }
 }

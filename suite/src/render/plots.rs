@@ -6,7 +6,9 @@
 //! - `spectrum-<experiment>-<variant>.svg`: the latency percentile spectrum of each model from
 //!   its repetitions' histograms added together, on HdrHistogram's `1/(1-p)` axis so the tail
 //!   gets as much room as the median;
-//! - `latency_vs_rate.svg`: p50 and p99 against the offered rate of the open-loop sweep.
+//! - `latency_vs_rate.svg`: p50 and p99 against the offered rate of the open-loop sweep;
+//! - `throughput_vs_server_cpus.svg`: a scaling experiment's throughput against the server's
+//!   CPUs (built in [`scaling`](super::scaling)).
 //!
 //! A failed point is drawn hollow (a dashed line in a spectrum): it was measured, but something
 //! went wrong (see the table).
@@ -30,19 +32,52 @@ pub struct Plot {
     pub svg: String,
 }
 
-/// A fixed colour per model, so a model looks the same in every plot.
-pub fn color(model: &str) -> &'static str {
-    match model {
+/// Colours of the models that were in the lab first, kept so that older runs re-render as
+/// they were and a model looks the same from one run to the next.
+fn fixed_color(model: &str) -> Option<&'static str> {
+    Some(match model {
         "blocking" => "#d62728",
         "thread-per-connection" => "#ff7f0e",
         "thread-pool" => "#2ca02c",
         "reactor" => "#1f77b4",
         "async" => "#9467bd",
-        _ => "#7f7f7f",
+        _ => return None,
+    })
+}
+
+/// Colours for every other model, dealt in the order the models first appear in the run.
+const SPARE: [&str; 5] = ["#8c564b", "#e377c2", "#17becf", "#bcbd22", "#7f7f7f"];
+
+/// One colour per model for the whole run, so a model looks the same in every plot. The suite
+/// knows no list of models (the server has it), so models without a colour of their own get
+/// the spare ones by their order in results.json: the same file always gives the same colours.
+pub struct Palette {
+    others: Vec<String>,
+}
+
+impl Palette {
+    /// The palette of a run.
+    pub fn of(results: &RunResults) -> Palette {
+        let mut others: Vec<String> = Vec::new();
+        for p in &results.points {
+            let m = &p.spec.model;
+            if fixed_color(m).is_none() && !others.contains(m) {
+                others.push(m.clone());
+            }
+        }
+        Palette { others }
+    }
+
+    /// The colour of `model`.
+    pub fn color(&self, model: &str) -> &'static str {
+        fixed_color(model).unwrap_or_else(|| {
+            let i = self.others.iter().position(|m| m == model).unwrap_or(SPARE.len() - 1);
+            SPARE[i % SPARE.len()]
+        })
     }
 }
 
-fn models_in<'a>(rows: &[&'a Row]) -> Vec<&'a str> {
+pub(super) fn models_in<'a>(rows: &[&'a Row]) -> Vec<&'a str> {
     let mut seen = Vec::new();
     for r in rows {
         if !seen.contains(&r.point.spec.model.as_str()) {
@@ -53,7 +88,8 @@ fn models_in<'a>(rows: &[&'a Row]) -> Vec<&'a str> {
 }
 
 /// Lines of `(x, y)` per model from `rows`, `y` given by `metric` (`None` skips the point).
-fn lines(
+pub(super) fn lines(
+    palette: &Palette,
     rows: &[&Row],
     x: impl Fn(&Row) -> f64,
     y: impl Fn(&Row) -> Option<f64>,
@@ -71,7 +107,7 @@ fn lines(
             pts.sort_by(|a, b| a.0.total_cmp(&b.0));
             Series {
                 name: format!("{m}{suffix}"),
-                color: color(m),
+                color: palette.color(m),
                 dashed,
                 hollow: pts.iter().enumerate().filter(|(_, p)| p.2).map(|(i, _)| i).collect(),
                 points: pts.into_iter().map(|(x, y, _)| (x, y)).collect(),
@@ -81,11 +117,15 @@ fn lines(
         .collect()
 }
 
-fn median(r: &Row, metric: &str) -> Option<f64> {
+pub(super) fn median(r: &Row, metric: &str) -> Option<f64> {
     r.summary.get(metric).map(|s| s.median)
 }
 
-fn with_plot<'a>(results: &RunResults, rows: &'a [Row<'a>], kind: &str) -> Vec<(String, Vec<&'a Row<'a>>)> {
+pub(super) fn with_plot<'a>(
+    results: &RunResults,
+    rows: &'a [Row<'a>],
+    kind: &str,
+) -> Vec<(String, Vec<&'a Row<'a>>)> {
     results
         .experiments
         .iter()
@@ -110,6 +150,7 @@ fn spectrum_tick(x: f64) -> String {
 /// Every plot of the run, in a fixed order.
 pub fn all(results: &RunResults, rows: &[Row]) -> Vec<Plot> {
     let mut plots = Vec::new();
+    let palette = Palette::of(results);
     let count = |x: f64| thousands(x);
     let lat = |ns: f64| latency_tick(ns);
     let mib =
@@ -119,7 +160,8 @@ pub fn all(results: &RunResults, rows: &[Row]) -> Vec<Plot> {
     // Throughput vs connections.
     let tp: Vec<&Row> = with_plot(results, rows, "throughput").into_iter().flat_map(|(_, r)| r).collect();
     if !tp.is_empty() {
-        let series = lines(&tp, |r| r.point.spec.conns as f64, |r| median(r, "throughput"), false, "");
+        let series =
+            lines(&palette, &tp, |r| r.point.spec.conns as f64, |r| median(r, "throughput"), false, "");
         let chart = Chart {
             title: "Throughput against connections (closed loop, median)".into(),
             x_label: "connections".into(),
@@ -162,7 +204,7 @@ pub fn all(results: &RunResults, rows: &[Row]) -> Vec<Plot> {
         ] {
             // RSS is plotted in MiB so the decade ticks fall on round numbers.
             let scale = if metric == "rss_peak" { 1.0 / 1024.0 } else { 1.0 };
-            let series = lines(&memory, held, |r| median(r, metric).map(|v| v * scale), false, "");
+            let series = lines(&palette, &memory, held, |r| median(r, metric).map(|v| v * scale), false, "");
             let chart = Chart {
                 title: title.into(),
                 x_label: "connections held (active + idle)".into(),
@@ -206,7 +248,7 @@ pub fn all(results: &RunResults, rows: &[Row]) -> Vec<Plot> {
                 let failed = !r.summary.ok();
                 series.push(Series {
                     name: format!("{}{}", r.point.spec.model, if failed { " (failed)" } else { "" }),
-                    color: color(&r.point.spec.model),
+                    color: palette.color(&r.point.spec.model),
                     // A failed point's distribution is what was measured, but not comparable.
                     dashed: failed,
                     hollow: Vec::new(),
@@ -248,8 +290,8 @@ pub fn all(results: &RunResults, rows: &[Row]) -> Vec<Plot> {
     // Latency against offered rate.
     for (k, (exp, exp_rows)) in with_plot(results, rows, "rate").into_iter().enumerate() {
         let rate = |r: &Row| r.point.rate.unwrap_or(0.0);
-        let mut series = lines(&exp_rows, rate, |r| median(r, "p99"), false, " p99");
-        series.extend(lines(&exp_rows, rate, |r| median(r, "p50"), true, " p50"));
+        let mut series = lines(&palette, &exp_rows, rate, |r| median(r, "p99"), false, " p99");
+        series.extend(lines(&palette, &exp_rows, rate, |r| median(r, "p50"), true, " p50"));
         if series.is_empty() {
             continue;
         }
@@ -276,6 +318,7 @@ pub fn all(results: &RunResults, rows: &[Row]) -> Vec<Plot> {
             svg: render(&chart),
         });
     }
+    plots.extend(super::scaling::plots(results, rows, &palette));
     plots
 }
 

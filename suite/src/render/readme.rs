@@ -42,7 +42,7 @@ fn status(row: &Row) -> String {
 
 /// What one unit of throughput is: a request answered, or (chat) a line said, whose latency is
 /// then measured once per member it reaches.
-fn unit(rows: &[&Row]) -> (&'static str, &'static str) {
+pub(super) fn unit(rows: &[&Row]) -> (&'static str, &'static str) {
     match rows.first().map(|r| r.point.spec.proto.as_str()) {
         Some("chat") => ("lines/s", "line"),
         _ => ("req/s", "req"),
@@ -224,7 +224,12 @@ loadgen's own reports in [`raw/`](raw/), and every process's output in [`logs/`]
     let spec0 = results.points.first().map(|p| &p.spec);
     out.push_str("## On what\n\n| | |\n| --- | --- |\n");
     let _ = writeln!(out, "| host | {} |", cell(&m.host));
-    let _ = writeln!(out, "| CPU | {} ({} CPUs usable) |", cell(&m.cpu_model), m.cores);
+    let usable = if m.cpus_allowed.is_empty() {
+        String::new()
+    } else {
+        format!(": {}", crate::cpus::format(&m.cpus_allowed))
+    };
+    let _ = writeln!(out, "| CPU | {} ({} CPUs usable{usable}) |", cell(&m.cpu_model), m.cores);
     let _ = writeln!(out, "| memory | {} |", kib(m.memory_kib as f64));
     let _ = writeln!(out, "| kernel | {} |", cell(&m.kernel));
     let _ = writeln!(out, "| rustc | {} |", cell(&m.rustc));
@@ -234,7 +239,18 @@ loadgen's own reports in [`raw/`](raw/), and every process's output in [`logs/`]
         m.git_commit,
         if m.git_dirty { " with uncommitted changes" } else { "" }
     );
-    let _ = writeln!(out, "| pinning | {} |", cell(&results.pinning.note));
+    let pin = &results.pinning;
+    let pinning = if pin.server_cpus.is_empty() {
+        pin.note.clone()
+    } else {
+        format!(
+            "server on CPU(s) {}, loadgen on CPU(s) {}; {}",
+            crate::cpus::format(&pin.server_cpus),
+            crate::cpus::format(&pin.loadgen_cpus),
+            pin.note
+        )
+    };
+    let _ = writeln!(out, "| pinning | {} |", cell(&pinning));
     let took = if results.wall_seconds < 120.0 {
         format!("{} s", sig3(results.wall_seconds))
     } else {
@@ -252,7 +268,17 @@ loadgen's own reports in [`raw/`](raw/), and every process's output in [`logs/`]
             p.loadgen_threads
         );
     }
-    out.push_str(
+    if !results.models.is_empty() {
+        out.push_str("\n## Models\n\nAs `server --list-models` describes them.\n\n| model | what it is |\n| --- | --- |\n");
+        for model in &results.models {
+            let _ = writeln!(out, "| {} | {} |", cell(&model.name), cell(&model.about));
+        }
+    }
+    // A server pinned to several CPUs is busy in shares of all of them.
+    let several = results.points.iter().flat_map(|p| &p.repetitions).any(|r| r.server.cpus.len() > 1);
+    let pinned_to = if several { "all the CPUs it is" } else { "the one CPU it is" };
+    let _ = write!(
+        out,
         "\n## How to read the tables\n\n\
 - **throughput**: replies per second over the measured phase. Closed loop: every connection keeps one request in flight.\n\
 - **p50 … max**: latency from writing a request to the last byte of its reply (closed loop), or from the request's \
@@ -262,7 +288,7 @@ percentiles, never an average of percentiles.\n\
 - **switches / req**, **server CPU / req**: the server's context switches (voluntary + involuntary, all threads) \
 and CPU time (user + system) over the measured phase, divided by the replies in it (over the whole loadgen run \
 when loadgen did not announce its phases; see `samples.window` in results.json).\n\
-- **server busy**, **loadgen busy**: each one's CPU time over the measured phase, as a share of the one CPU it is \
+- **server busy**, **loadgen busy**: each one's CPU time over the measured phase, as a share of {pinned_to} \
 pinned to (for loadgen: of the time its threads had, leaving out the time it spun rather than slept while \
 waiting for an open-loop send that was due within `--spin`). ◆ marks a row where loadgen was 90% busy or more while \
 the server was not: loadgen set the pace, so the throughput is a lower bound for that server, and an open-loop \
@@ -274,41 +300,49 @@ was measured anyway.\n\n",
     let spread = spec0.is_some_and(|p| p.repeat > 1);
     for exp in &results.experiments {
         let exp_rows: Vec<&Row> = rows.iter().filter(|r| r.point.spec.experiment == exp.name).collect();
-        if exp_rows.is_empty() {
+        // An experiment that ran nothing still gets its heading when it has notes saying why.
+        if exp_rows.is_empty() && exp.notes.is_empty() {
             continue;
         }
         let _ = writeln!(out, "## {}\n", exp.title);
         if !exp.about.is_empty() {
             let _ = writeln!(out, "{}\n", exp.about);
         }
+        if !exp.notes.is_empty() {
+            let _ = writeln!(out, "{}\n", exp.notes.join(" "));
+        }
         if exp.sweep {
             sweep_table(&mut out, &exp_rows);
             let _ = writeln!(out, "\n**What this shows:** {}\n", sweep_shows(&exp_rows));
         } else {
-            let mut variants: Vec<(usize, usize)> = Vec::new();
+            let key = |r: &Row| (r.point.spec.conns, r.point.spec.idle_conns, r.point.spec.server_cpus);
+            let mut variants: Vec<(usize, usize, Option<usize>)> = Vec::new();
             for r in &exp_rows {
-                let v = (r.point.spec.conns, r.point.spec.idle_conns);
-                if !variants.contains(&v) {
-                    variants.push(v);
+                if !variants.contains(&key(r)) {
+                    variants.push(key(r));
                 }
             }
             variants.sort_unstable();
-            for (conns, idle) in variants {
-                let sub: Vec<&Row> = exp_rows
-                    .iter()
-                    .copied()
-                    .filter(|r| r.point.spec.conns == conns && r.point.spec.idle_conns == idle)
-                    .collect();
+            for (conns, idle, cpus) in variants {
+                let sub: Vec<&Row> =
+                    exp_rows.iter().copied().filter(|r| key(r) == (conns, idle, cpus)).collect();
                 let idle_text =
                     if idle > 0 { format!(" + {} idle", thousands(idle as f64)) } else { String::new() };
+                let cpus_text = match cpus {
+                    Some(n) => format!(", {n} server CPU{}", if n == 1 { "" } else { "s" }),
+                    None => String::new(),
+                };
                 let _ = writeln!(
                     out,
-                    "### {} connection{}{idle_text}\n",
+                    "### {} connection{}{idle_text}{cpus_text}\n",
                     thousands(conns as f64),
                     if conns == 1 { "" } else { "s" }
                 );
                 closed_table(&mut out, &sub, spread);
                 let _ = writeln!(out, "\n**What this shows:** {}\n", what_this_shows(&sub));
+            }
+            if exp.scale_cpus {
+                let _ = writeln!(out, "**Scaling:** {}\n", super::scaling::speedup(&exp_rows));
             }
         }
         for plot in plots.iter().filter(|p| p.experiment == exp.name) {

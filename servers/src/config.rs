@@ -23,6 +23,19 @@ pub enum Runtime {
 
 crate::spelled_by_clap!(Runtime, "runtime");
 
+/// How the `multi-reactor` spreads new connections over its loops.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum AcceptMode {
+    /// Every loop has a listener of its own on the same port (`SO_REUSEPORT`), and the kernel
+    /// picks one for each new connection by a hash of its addresses.
+    #[default]
+    Reuseport,
+    /// One acceptor thread takes every connection and hands them to the loops in turn.
+    Handoff,
+}
+
+crate::spelled_by_clap!(AcceptMode, "accept mode");
+
 /// How a server behaves, independent of its concurrency model.
 #[derive(Clone, Debug)]
 pub struct ServerConfig {
@@ -30,12 +43,15 @@ pub struct ServerConfig {
     pub proto: Proto,
     /// The largest request payload accepted; larger ones are malformed.
     pub max_frame: usize,
-    /// Worker threads for `thread-pool` and for `async` with the multi-thread runtime.
+    /// Worker threads for `thread-pool` and for `async` with the multi-thread runtime; event
+    /// loops for `multi-reactor`.
     pub threads: usize,
     /// Accepted connections that may wait for a `thread-pool` worker before new ones are refused.
     pub queue: usize,
     /// The tokio scheduler for `async`.
     pub runtime: Runtime,
+    /// How `multi-reactor` spreads connections over its loops.
+    pub accept: AcceptMode,
     /// Per-request CPU work and blocking.
     pub knobs: Knobs,
     /// After a shutdown request, how long open connections may take to finish.
@@ -58,6 +74,7 @@ impl ServerConfig {
             threads: cpus,
             queue: 128,
             runtime: Runtime::default(),
+            accept: AcceptMode::default(),
             knobs: Knobs::default(),
             grace: Duration::from_secs(5),
             store: StoreKind::default(),

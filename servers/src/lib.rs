@@ -4,8 +4,12 @@
 //! between two servers is how connections are scheduled onto threads.
 //!
 //! ```text
-//!   bin/server.rs ──► models::Model::run ──► models/<model>.rs   sockets, threads, readiness
+//!   bin/server.rs ──► models::Model::run ──► models/<model>.rs   who runs which connection, when
 //!                                                 │
+//!                                                 ▼
+//!                                   conn/                          what models share: the blocking
+//!                                                 │                loop, the non-blocking connection
+//!                                                 │                and its table, the chat rooms
 //!                                                 ▼
 //!                                   session::Session::serve        per-request knobs
 //!                                                 │
@@ -17,7 +21,7 @@
 //! ```
 //!
 //! Reading order for a newcomer: [`proto`] (what is being served), then the models in the order
-//! of [`models`]'s table, then [`shutdown`] (how every model stops the same way), [`net`] (what
+//! of [`models`]'s list, then [`conn`] (what they share), [`shutdown`] (how every model stops the same way), [`net`] (what
 //! can go wrong around `accept`) and [`buffer`].
 
 pub mod buffer;

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
+use servers::config::AcceptMode;
 use servers::session::Knobs;
 use servers::store::StoreKind;
 use servers::{Model, Proto, Runtime, ServerConfig, Shutdown, net};
@@ -40,7 +41,8 @@ struct Args {
     /// Address to listen on; port 0 picks a free port (printed on stdout).
     #[arg(long, default_value = "127.0.0.1:0")]
     addr: SocketAddr,
-    /// Worker threads for `thread-pool` and for `async --runtime multi-thread` [default: CPUs].
+    /// Worker threads for `thread-pool` and for `async --runtime multi-thread`, event loops for
+    /// `multi-reactor` [default: CPUs].
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
     threads: Option<u16>,
     /// Connections that may wait for a `thread-pool` worker; beyond that new ones are closed.
@@ -49,6 +51,10 @@ struct Args {
     /// Tokio scheduler for the `async` model.
     #[arg(long, value_enum, default_value_t)]
     runtime: Runtime,
+    /// How `multi-reactor` spreads new connections over its loops: `reuseport` gives every loop
+    /// its own listener and lets the kernel choose; `handoff` has one acceptor deal them out.
+    #[arg(long, value_enum, default_value_t)]
+    accept: AcceptMode,
     /// Largest request payload in bytes (for kv: the largest key or value); a larger one is a
     /// protocol error.
     #[arg(long, default_value_t = servers::proto::DEFAULT_MAX_FRAME as u32, value_parser = clap::value_parser!(u32).range(1..=(1 << 30)))]
@@ -92,6 +98,7 @@ fn run(args: Args) -> anyhow::Result<()> {
     };
     let mut config = ServerConfig::new(proto);
     config.runtime = args.runtime;
+    config.accept = args.accept;
     config.max_frame = args.max_frame as usize;
     config.queue = args.queue as usize;
     config.grace = args.grace;

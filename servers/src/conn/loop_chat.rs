@@ -11,10 +11,11 @@
 //! many members is where its single core runs out first.
 //!
 //! **Several loops** (the `multi-reactor`) each hold part of the room. Whatever a loop's own
-//! members say, and every notice about them, is also collected in [`LoopRoom`]'s `outgoing`
-//! batch; at the end of the turn the model hands that batch to the other loops, which route it
-//! to their members as if it came from nobody in their own table. Member ids come from one
-//! shared counter, so they stay unique across loops.
+//! members say, and every notice about them, is also handed to the model's `elsewhere`
+//! callback at the moment it is routed here, *before* any member here can be written it, so a
+//! member that has read a line knows the other loops have it too. The other loops route it to
+//! their members as if it came from nobody in their own table. Member ids come from one shared
+//! counter, so they stay unique across loops.
 
 use std::collections::VecDeque;
 use std::io::{self, ErrorKind, Read, Write};
@@ -42,6 +43,9 @@ pub struct Member {
     dirty: bool,
 }
 
+/// Where a loop hands what is said in it, when several loops make up one room.
+pub type Elsewhere = Box<dyn FnMut(&[u8]) + Send>;
+
 /// A loop's chat bookkeeping; the members themselves are the table's connections.
 pub struct LoopRoom {
     queue_limit: usize,
@@ -56,8 +60,8 @@ pub struct LoopRoom {
     /// Members that left or were dropped with output still queued, and when they are closed
     /// whether or not they read it. All wait the same `DELIVERY_WAIT`, so the queue is in order.
     deadlines: VecDeque<(Instant, Token, u64)>,
-    /// Several loops: what this loop's members said this turn, for the other loops.
-    outgoing: Option<Vec<u8>>,
+    /// Several loops: hands what this loop's members say (and notices about them) to the others.
+    elsewhere: Option<Elsewhere>,
 }
 
 impl LoopRoom {
@@ -66,19 +70,31 @@ impl LoopRoom {
         LoopRoom::new(queue_limit, Arc::default(), None)
     }
 
-    /// One loop's part of a room spread over several loops, which share `ids`.
-    pub fn part_of(queue_limit: usize, ids: Arc<AtomicU64>) -> LoopRoom {
-        LoopRoom::new(queue_limit, ids, Some(Vec::new()))
+    /// One loop's part of a room spread over several loops, which share `ids`; `elsewhere`
+    /// delivers what is said here to the other loops.
+    pub fn part_of(
+        queue_limit: usize,
+        ids: Arc<AtomicU64>,
+        elsewhere: impl FnMut(&[u8]) + Send + 'static,
+    ) -> LoopRoom {
+        LoopRoom::new(queue_limit, ids, Some(Box::new(elsewhere)))
     }
 
-    fn new(queue_limit: usize, ids: Arc<AtomicU64>, outgoing: Option<Vec<u8>>) -> LoopRoom {
+    fn new(queue_limit: usize, ids: Arc<AtomicU64>, elsewhere: Option<Elsewhere>) -> LoopRoom {
         LoopRoom {
             queue_limit,
             ids,
             dirty: Vec::new(),
             writing: Vec::new(),
             deadlines: VecDeque::new(),
-            outgoing,
+            elsewhere,
+        }
+    }
+
+    /// Tell the other loops, if there are any.
+    fn tell_elsewhere(&mut self, bytes: &[u8]) {
+        if let Some(elsewhere) = self.elsewhere.as_mut() {
+            elsewhere(bytes);
         }
     }
 
@@ -95,14 +111,6 @@ impl LoopRoom {
 const NOBODY: usize = usize::MAX;
 
 impl<S: Store + Clone> Table<S> {
-    /// Several loops: move what this loop's members said since the last call into `batch`
-    /// (which must be empty), for the other loops' [`route_from_afar`](Self::route_from_afar).
-    pub fn take_outgoing(&mut self, batch: &mut Vec<u8>) {
-        if let Some(outgoing) = self.chat.outgoing.as_mut() {
-            std::mem::swap(outgoing, batch);
-        }
-    }
-
     /// Several loops: deliver lines said in another loop to every member of this one.
     pub fn route_from_afar(&mut self, bytes: &[u8]) {
         self.route(NOBODY, bytes, false);
@@ -130,8 +138,8 @@ impl<S: Store + Clone> Table<S> {
     /// overflows is dropped here, and the others are told, which can overflow someone else
     /// (hence the work list). `ours`: said in this loop, so the other loops get it too.
     fn route(&mut self, from: usize, bytes: &[u8], ours: bool) {
-        if let Some(outgoing) = self.chat.outgoing.as_mut().filter(|_| ours) {
-            outgoing.extend_from_slice(bytes);
+        if ours {
+            self.chat.tell_elsewhere(bytes);
         }
         let mut fallen = Vec::new(); // allocates only if someone falls behind
         self.push_to_all(from, bytes, &mut fallen);
@@ -146,9 +154,7 @@ impl<S: Store + Clone> Table<S> {
             self.chat.deadlines.push_back((Instant::now() + DELIVERY_WAIT, Token(key), conn.serial));
             let mut line = Vec::new();
             chat::dropped(id, &mut line);
-            if let Some(outgoing) = self.chat.outgoing.as_mut() {
-                outgoing.extend_from_slice(&line);
-            }
+            self.chat.tell_elsewhere(&line);
             self.push_to_all(key, &line, &mut fallen);
         }
     }

@@ -1,7 +1,8 @@
 //! The connection table of one event loop: every [`Conn`] it serves, whose turn comes next, and
 //! the timers of connections that are closing. A loop (the `reactor`, each thread of the
 //! `multi-reactor`) owns one table and does three things with it: hands it new connections,
-//! hands it readiness events, and calls [`Table::after_events`] once per turn.
+//! hands it readiness events, and ends each turn with [`Table::take_turns`] and
+//! [`Table::end_turn`].
 //!
 //! The timers need no timer wheel: every connection in a list waits the same time
 //! ([`LINGER_TIME`] or [`DELIVERY_WAIT`]), so each list is in deadline order and only its front
@@ -65,16 +66,6 @@ impl<S: Store + Clone> Table<S> {
         }
     }
 
-    /// Open connections.
-    pub fn len(&self) -> usize {
-        self.conns.len()
-    }
-
-    /// No open connection.
-    pub fn is_empty(&self) -> bool {
-        self.conns.is_empty()
-    }
-
     /// Serve a newly accepted connection (its tokens never collide with the loop's own, which
     /// count down from `usize::MAX`).
     pub fn insert(&mut self, mut stream: TcpStream) {
@@ -112,25 +103,40 @@ impl<S: Store + Clone> Table<S> {
         self.apply(token, next);
     }
 
-    /// Whether the loop must not sleep in `poll`: connections wait for their next turn, or chat
-    /// members for their output.
-    pub fn has_work_now(&self) -> bool {
-        !self.read_later.is_empty() || self.chat.has_output()
-    }
-
-    /// The earliest moment the loop must wake for this table even if no socket becomes ready.
-    pub fn next_deadline(&self) -> Option<Instant> {
+    /// How long the loop may sleep in `poll`: not at all while work is waiting, otherwise until
+    /// the earliest of this table's deadlines and the loop's own (`others`), or for ever.
+    pub fn poll_timeout(&self, others: &[Option<Instant>]) -> Option<Duration> {
+        if !self.read_later.is_empty() || self.chat.has_output() {
+            // Connections are waiting for their next turn, or chat members (welcomed by a late
+            // accept, say) for their output.
+            return Some(Duration::ZERO);
+        }
         let recheck = (!self.delivering.is_empty()).then(|| Instant::now() + RECHECK);
-        [self.lingering.front().map(|&(at, ..)| at), recheck, self.chat.next_deadline()]
-            .into_iter()
-            .flatten()
-            .min()
+        let ours = [self.lingering.front().map(|&(at, ..)| at), recheck, self.chat.next_deadline()];
+        let earliest = ours.into_iter().chain(others.iter().copied()).flatten().min()?;
+        Some(earliest.saturating_duration_since(Instant::now()))
     }
 
-    /// The end of a loop turn: give connections that used up their turn another, write chat
-    /// members, and close whoever is due.
-    pub fn after_events(&mut self) {
-        self.take_turns();
+    /// During shutdown, whether the loop may stop: every connection has finished, or the grace
+    /// period that ends at `deadline` is over (the loop then drops the table, which closes
+    /// whoever is left).
+    pub fn drained(&self, deadline: Instant) -> bool {
+        if self.conns.is_empty() {
+            return true;
+        }
+        if Instant::now() < deadline {
+            return false;
+        }
+        crate::log::line(format_args!(
+            "grace period over: closed {} connection(s) still open",
+            self.conns.len()
+        ));
+        true
+    }
+
+    /// The end of a loop turn, after [`take_turns`](Self::take_turns): write chat members, and
+    /// close whoever is due.
+    pub fn end_turn(&mut self) {
         self.write_members();
         let now = Instant::now();
         self.expire_lingering(now);
@@ -186,8 +192,9 @@ impl<S: Store + Clone> Table<S> {
         self.apply(token, next);
     }
 
-    /// Give every connection that used up its turn another one, in the order they queued.
-    fn take_turns(&mut self) {
+    /// After the events of a turn: give every connection that used up its turn another one, in
+    /// the order they queued.
+    pub fn take_turns(&mut self) {
         for (token, serial) in std::mem::take(&mut self.read_later) {
             if self.conns.get(token.0).is_some_and(|c| c.serial == serial) {
                 self.read(token, false);

@@ -111,12 +111,7 @@ impl Reactor {
         let mut events = Events::with_capacity(1024);
         loop {
             // Sleep until a socket is ready or the next deadline, unless work is waiting now.
-            let timeout = if self.table.has_work_now() {
-                Some(std::time::Duration::ZERO)
-            } else {
-                let deadlines = [self.table.next_deadline(), self.shutdown_deadline, self.accept_retry_at];
-                deadlines.into_iter().flatten().min().map(|d| d.saturating_duration_since(Instant::now()))
-            };
+            let timeout = self.table.poll_timeout(&[self.shutdown_deadline, self.accept_retry_at]);
             match self.poll.poll(&mut events, timeout) {
                 Ok(()) => {}
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
@@ -129,22 +124,13 @@ impl Reactor {
                     token => self.table.on_event(token, event),
                 }
             }
-            self.table.after_events();
-            let now = Instant::now();
-            if self.accept_retry_at.is_some_and(|at| at <= now) {
+            self.table.take_turns();
+            self.table.end_turn();
+            if self.accept_retry_at.is_some_and(|at| at <= Instant::now()) {
                 self.accept_all()?;
             }
-            if let Some(deadline) = self.shutdown_deadline {
-                if self.table.is_empty() {
-                    return Ok(());
-                }
-                if now >= deadline {
-                    crate::log::line(format_args!(
-                        "grace period over: closed {} connection(s) still open",
-                        self.table.len()
-                    ));
-                    return Ok(());
-                }
+            if self.shutdown_deadline.is_some_and(|deadline| self.table.drained(deadline)) {
+                return Ok(());
             }
         }
     }

@@ -23,6 +23,9 @@ Common uses:
   scripts/bench.sh --quick --repeat 1 --duration 1s --warmup 200ms --out /tmp/smoke
                                         what CI runs (a few minutes)
   scripts/bench.sh --filter /reactor/   only the reactor's points (ids: target/release/suite plan)
+  scripts/bench.sh --server-cpus 0-7 --loadgen-cpus 8-15
+                                        pin to CPU lists (default: server CPU 0, loadgen CPU 1);
+                                        the scaling experiment then steps 1, 2, 4, 8 CPUs
   scripts/bench.sh --matrix my.toml     another matrix (see scripts/suite.toml)
 
 Re-render a results directory's tables and plots from its results.json:

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Talk to the lab's chat server with a standard client, `nc`, the way a person would in three
-# terminals: for each multi-member model, start `SERVER_BIN --proto chat` on a free port, join
+# terminals: for each multi-member model (every model `SERVER_BIN --list-models` names but
+# `blocking`), start `SERVER_BIN --proto chat` on a free port, join
 # three `nc` members, check the welcome, the join notices, that a line reaches the two others
 # behind its sender's id (and not its sender), and the leave notice; then SIGTERM the server by
 # its PID and require exit status 0.
@@ -10,6 +11,7 @@
 # Needs bash and `nc` (netcat-openbsd, installed with apt-get if missing). Every wait is
 # bounded; whatever the script started is killed on exit, however it exits.
 set -euo pipefail
+source "$(dirname "$0")/../lib/models.sh"
 
 if [[ $# -ne 1 || ! -x $1 ]]; then
     echo "usage: $0 SERVER_BIN   (the lab's \`server\` binary, e.g. target/release/server)" >&2
@@ -17,8 +19,11 @@ if [[ $# -ne 1 || ! -x $1 ]]; then
 fi
 server_bin=$1
 
-# The models that can hold a room of three at once (`blocking` serves one member at a time).
-models=(thread-per-connection thread-pool reactor async)
+# Every model the server lists, but `blocking`: it serves one connection at a time, so the
+# second member would wait for the first to leave and a room of three never forms. That is
+# blocking's lesson (the conformance tests say so), not something for a chat client to check.
+all_models=$(list_models "$server_bin")
+mapfile -t models < <(grep -vxF blocking <<<"$all_models")
 
 if ! command -v nc >/dev/null 2>&1; then
     echo "nc not found: installing netcat-openbsd" >&2

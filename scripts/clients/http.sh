@@ -3,21 +3,22 @@
 #
 #   scripts/clients/http.sh SERVER_BIN        e.g. scripts/clients/http.sh target/release/server
 #
-# For each model it starts `SERVER_BIN --model M --proto http --addr 127.0.0.1:0`, reads the
-# `listening on ADDR` line, and checks: GET / is 200 `Hello, world!`; HEAD / has the headers and
-# no body; /nope is 404; POST is 405 with `Allow: GET, HEAD`; two URLs in one curl call share
-# one connection (keep-alive); HTTP/1.0 (`curl -0`) is served. Then it stops the server with
-# SIGTERM and checks that it exits 0. MODELS="reactor thread-pool" limits the models.
+# For each model `SERVER_BIN --list-models` names (MODELS="reactor thread-pool" limits them),
+# it starts `SERVER_BIN --model M --proto http --addr 127.0.0.1:0`, reads the `listening on ADDR`
+# line, and checks: GET / is 200 `Hello, world!`; HEAD / has the headers and no body; /nope is
+# 404; POST is 405 with `Allow: GET, HEAD`; two URLs in one curl call share one connection
+# (keep-alive); HTTP/1.0 (`curl -0`) is served. Then it stops the server with SIGTERM and checks
+# that it exits 0.
 #
 # Installs curl with apt-get if it is missing (through sudo when not root). Exits 0 when every
 # check passed, 1 with a message naming the model and the check otherwise, 2 on a usage error.
 set -euo pipefail
+source "$(dirname "$0")/../lib/models.sh"
 
-MODELS=${MODELS:-"blocking thread-per-connection thread-pool reactor async"}
 WAIT_SECONDS=10 # for the `listening on` line, and for the exit after SIGTERM
 
 usage() {
-    sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//' >&2
+    sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//' >&2
     exit 2
 }
 
@@ -29,6 +30,8 @@ die() {
 [[ $# -eq 1 && $1 != -h && $1 != --help ]] || usage
 server_bin=$1
 [[ -x $server_bin ]] || die "$server_bin is not an executable (build it: cargo build --release)"
+# Every model the server lists, unless MODELS names some.
+MODELS=${MODELS:-$(list_models "$server_bin")}
 
 install_curl() {
     local sudo=()

@@ -328,6 +328,8 @@ pub(crate) mod tests {
         }
         // Experiments that name their models keep them.
         assert!(!plan.points.iter().any(|p| p.experiment == "kv-single-lock" && p.model == "executor"));
+        // Seven models still fit the suite issue's hour.
+        assert!(plan.estimate() < Duration::from_secs(60 * 60), "{:?}", plan.estimate());
     }
 
     #[test]

@@ -142,6 +142,17 @@ pub fn bind(addr: std::net::SocketAddr) -> io::Result<std::net::TcpListener> {
 pub const DELIVERY_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Bytes written to this socket that the peer has not acknowledged yet (`SIOCOUTQ`).
+///
+/// Linux only. Elsewhere (the BSDs and macOS, whose readiness API is kqueue) this says
+/// `Unsupported`, which every caller reads as "nothing left to wait for": a closing connection
+/// then closes at once, as most servers do, and a reset can destroy its last replies.
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+pub fn unacknowledged(_socket: &impl std::os::fd::AsRawFd) -> io::Result<usize> {
+    Err(io::ErrorKind::Unsupported.into())
+}
+
+/// Bytes written to this socket that the peer has not acknowledged yet (`SIOCOUTQ`).
+#[cfg(any(target_os = "linux", target_os = "android"))]
 pub fn unacknowledged(socket: &impl std::os::fd::AsRawFd) -> io::Result<usize> {
     let mut queued: libc::c_int = 0;
     // SAFETY: SIOCOUTQ (spelled TIOCOUTQ in libc; linux/sockios.h defines one as the other)

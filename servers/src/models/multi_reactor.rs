@@ -28,7 +28,9 @@
 //!   nothing of how busy a connection will be. A loop that got the long-lived busy clients stays
 //!   hot while its neighbours idle, and a loop that stops accepting still has connections hashed
 //!   to it. (nginx's `reuseport` has the same trade; its default instead wakes one worker per
-//!   connection through a shared listener.)
+//!   connection through a shared listener.) The balancing is Linux's: on macOS `SO_REUSEPORT`
+//!   only lets the sockets share the port, and FreeBSD balances with `SO_REUSEPORT_LB` instead;
+//!   there, use `handoff`.
 //! - `handoff`: one acceptor thread accepts every connection and deals them out round robin: it
 //!   puts the socket in the loop's mailbox and wakes the loop with a `mio::Waker` (an eventfd).
 //!   The spread is exact in count, at the price of a thread switch per accept, and it is still

@@ -34,6 +34,7 @@ pub struct Machine {
     pub git_dirty: bool,
 }
 
+#[cfg(target_os = "linux")]
 fn read(path: &str) -> String {
     std::fs::read_to_string(path).map(|s| s.trim().to_owned()).unwrap_or_else(|_| "unknown".to_owned())
 }

@@ -141,7 +141,11 @@ pub fn bind(addr: std::net::SocketAddr) -> io::Result<std::net::TcpListener> {
 /// How long a connection that is closing waits for the peer to acknowledge its last replies.
 pub const DELIVERY_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
-/// Bytes written to this socket that the peer has not acknowledged yet (`SIOCOUTQ`).
+/// Bytes written to this socket that the peer has not acknowledged yet, and still could:
+/// `SIOCOUTQ`, except that a connection that was reset (or is otherwise closed) counts 0. Its
+/// kernel keeps reporting the bytes it will never send, and a closing connection that waited for
+/// them would sit out the whole [`DELIVERY_WAIT`] on a dead socket: a client that sends a request
+/// and leaves without reading the reply draws a reset, and cost the server five seconds.
 ///
 /// Linux only. Elsewhere (the BSDs and macOS, whose readiness API is kqueue) this says
 /// `Unsupported`, which every caller reads as "nothing left to wait for": a closing connection
@@ -151,17 +155,45 @@ pub fn unacknowledged(_socket: &impl std::os::fd::AsRawFd) -> io::Result<usize> 
     Err(io::ErrorKind::Unsupported.into())
 }
 
-/// Bytes written to this socket that the peer has not acknowledged yet (`SIOCOUTQ`).
+/// See the other-platform version above.
 #[cfg(any(target_os = "linux", target_os = "android"))]
 pub fn unacknowledged(socket: &impl std::os::fd::AsRawFd) -> io::Result<usize> {
+    let fd = socket.as_raw_fd();
     let mut queued: libc::c_int = 0;
     // SAFETY: SIOCOUTQ (spelled TIOCOUTQ in libc; linux/sockios.h defines one as the other)
     // writes one int through the pointer we pass.
-    if unsafe { libc::ioctl(socket.as_raw_fd(), libc::TIOCOUTQ, &mut queued) } != 0 {
+    if unsafe { libc::ioctl(fd, libc::TIOCOUTQ, &mut queued) } != 0 {
         return Err(io::Error::last_os_error());
+    }
+    if queued <= 0 || closed(fd)? {
+        return Ok(0);
     }
     Ok(usize::try_from(queued).unwrap_or(0))
 }
+
+/// Whether the connection is in state `TCP_CLOSE`: reset, or timed out; nothing it holds will
+/// be sent any more.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn closed(fd: std::os::fd::RawFd) -> io::Result<bool> {
+    /// `TCP_CLOSE` in the kernel's `enum tcp_state` (include/net/tcp_states.h).
+    const TCP_CLOSE: u8 = 7;
+    // SAFETY: an all-zero `tcp_info` is a valid value of this plain C struct.
+    let mut info: libc::tcp_info = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
+    // SAFETY: TCP_INFO writes at most `len` bytes into `info` and the actual length into `len`.
+    let got =
+        unsafe { libc::getsockopt(fd, libc::IPPROTO_TCP, libc::TCP_INFO, (&raw mut info).cast(), &mut len) };
+    if got != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(info.tcpi_state == TCP_CLOSE)
+}
+
+/// How often a closing connection looks again whether its last bytes were acknowledged: from
+/// every millisecond (usually the first look already finds them acknowledged) doubling to this.
+/// A connection whose peer is slow to acknowledge then costs a wake-up every 50 ms, not a
+/// thousand a second; a reset ends the wait at once.
+pub const DELIVERY_RECHECK_MAX: std::time::Duration = std::time::Duration::from_millis(50);
 
 /// Why closing needs care: a reset throws away every reply still in the send queue, and two
 /// things turn a close into a reset: closing with unread input (during a graceful shutdown the
@@ -172,17 +204,30 @@ pub fn unacknowledged(socket: &impl std::os::fd::AsRawFd) -> io::Result<usize> {
 /// FIN and let the descriptor be closed. A reset after that loses nothing: the peer's kernel
 /// already holds every byte. True if everything was delivered in time.
 ///
-/// This blocking version polls every millisecond (the kernel has no readiness event for "all
-/// acknowledged"); it is used by the thread-based models, where waiting costs only the
-/// connection's own thread.
+/// The kernel has no readiness event for "all acknowledged", so this blocking version (used by
+/// the thread-based models, where waiting costs only the connection's own thread) looks again
+/// after 1, 2, 4 … [`DELIVERY_RECHECK_MAX`] ms, sleeping in `poll(2)` on the socket in between,
+/// which returns as soon as the connection is reset.
 pub fn wait_until_delivered(stream: &std::net::TcpStream) -> bool {
-    let deadline = std::time::Instant::now() + DELIVERY_WAIT;
+    use std::os::fd::AsRawFd;
+    use std::time::{Duration, Instant};
+    let deadline = Instant::now() + DELIVERY_WAIT;
+    let mut step = Duration::from_millis(1);
     let delivered = loop {
         match unacknowledged(stream) {
             Ok(0) | Err(_) => break true,
-            Ok(_) if std::time::Instant::now() >= deadline => break false,
-            Ok(_) => std::thread::sleep(std::time::Duration::from_millis(1)),
+            Ok(_) => {}
         }
+        let now = Instant::now();
+        if now >= deadline {
+            break false;
+        }
+        // No events asked for: poll still reports POLLERR and POLLHUP, which a reset raises.
+        let mut watch = libc::pollfd { fd: stream.as_raw_fd(), events: 0, revents: 0 };
+        let wait = step.min(deadline - now);
+        // SAFETY: one valid pollfd, and its count.
+        unsafe { libc::poll(&mut watch, 1, wait.as_millis().max(1) as libc::c_int) };
+        step = (step * 2).min(DELIVERY_RECHECK_MAX);
     };
     let _ = stream.shutdown(std::net::Shutdown::Write);
     delivered

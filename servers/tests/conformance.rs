@@ -170,6 +170,24 @@ pub fn oversized_request_is_refused(model: Model, proto: Proto) {
     round_trip(&mut good, proto, &[b'y'; 1024]);
 }
 
+/// Clients that send a request and leave without reading the reply cost the server nothing.
+/// The reply then draws a reset, and a closing connection that waited for the peer to
+/// acknowledge it would sit out `DELIVERY_WAIT` (5 s) on a dead socket: three such clients
+/// kept the `blocking` server from the next one for 15 s, and ten stopped a two-worker pool.
+/// The probe allows 3 s, far more than a served request takes and less than one such wait.
+pub fn abandoned_requests_hold_up_no_one(model: Model, proto: Proto) {
+    let server = start(model, proto);
+    let abandoned = request(proto, b"anyone? never mind");
+    for _ in 0..10 {
+        let mut client = server.connect();
+        client.write_all(&abandoned).unwrap();
+        drop(client); // closed before the reply arrives: the reply draws a reset
+    }
+    let mut probe = server.connect();
+    probe.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    round_trip(&mut probe, proto, b"the next client");
+}
+
 /// Client A connects and sends nothing; client B must still be answered within a second.
 ///
 /// Every model passes except `blocking`, for which the test asserts the opposite: B waits until
@@ -322,6 +340,7 @@ macro_rules! conformance_tests {
             reset_mid_reply_disturbs_no_one,
             oversized_request_is_refused,
             idle_client_does_not_hold_up_others,
+            abandoned_requests_hold_up_no_one,
             peer_that_never_reads_is_held_back,
             shutdown_while_the_client_keeps_sending_tears_no_reply,
             graceful_shutdown_finishes_in_flight_requests,

@@ -54,7 +54,7 @@ use tokio::task::JoinSet;
 use crate::conn::chat_room::{Mailbox, Room};
 use crate::buffer::InputBuffer;
 use crate::config::{Runtime, ServerConfig};
-use crate::net::{AcceptFailure, DELIVERY_WAIT, FdReserve, LINGER_BYTES, LINGER_TIME, Shed, unacknowledged};
+use crate::net::{AcceptFailure, DELIVERY_RECHECK_MAX, DELIVERY_WAIT, FdReserve, LINGER_BYTES, LINGER_TIME, Shed, unacknowledged};
 use crate::proto::Proto;
 use crate::proto::chat::MemberId;
 use crate::proto::outbox::State;
@@ -305,11 +305,13 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
 /// The peer finished sending, or shutdown stopped our reading: wait until the peer has
 /// acknowledged every reply, then send end-of-file, so closing cannot turn into a reset that
 /// destroys replies still queued (see `crate::net::wait_until_delivered`). The kernel has no
-/// readiness event for "all acknowledged", hence the polling timer.
+/// readiness event for "all acknowledged", hence the timer, backing off from 1 ms.
 async fn wait_until_delivered(stream: &mut TcpStream) {
     let _ = tokio::time::timeout(DELIVERY_WAIT, async {
+        let mut step = Duration::from_millis(1);
         while unacknowledged(&*stream).is_ok_and(|queued| queued > 0) {
-            tokio::time::sleep(Duration::from_millis(1)).await;
+            tokio::time::sleep(step).await;
+            step = (step * 2).min(DELIVERY_RECHECK_MAX);
         }
     })
     .await;

@@ -37,6 +37,8 @@ macro_rules! for_each_model {
             reactor => Reactor,
             /// the reactor's loop written by the compiler (tokio tasks)
             async_tokio => Async,
+            /// what async is made of: tasks, wakers and a reactor on polling
+            executor => Executor,
             /// one reactor per core; connections spread by SO_REUSEPORT or handed off, never moved
             multi_reactor => MultiReactor,
         }

@@ -11,23 +11,35 @@
 #   4. loadgen against a naive thread-per-connection client (loadgen/examples) at 1, 64 and
 #      1,000 connections, and loadgen with and without checking (--no-verify);
 #   5. open loop against the reactor at 20,000, 40,000 and 80,000 req/s: loadgen sleeping on its
-#      timer for every send (--spin 0) against spinning for sends due within 50 µs (the default).
+#      timer for every send (--spin 0) against spinning for sends due within 50 µs (the default);
+#   6. the models issue: server CPU per request at a fixed open-loop rate (60,000 req/s, echo-line
+#      64 B, 50 connections) of executor and multi-reactor --threads 1 against the reactor, and,
+#      with --baseline-bin, the reactor against the same reactor built from another commit;
+#   7. kv under unmodified redis-benchmark (-c 50 -t set,get -d 64 -r 100000): the reactor
+#      against redis-server started the same way, then both servers' system calls per request
+#      (strace -c) over one shorter run each.
 #
 # Server on CPU 0, clients on CPU 1. Paired measurements alternate (A B A B ...) so drift on a
 # shared machine falls on both sides; each figure is the median of --reps runs.
 #
-# Usage: scripts/check-targets.sh [--reps N] [--duration 5s] [--only 1,2,3,4,5]
-# Needs: Linux, 2 CPUs, cargo, taskset (util-linux), awk, python3 (to read loadgen's JSON).
+# Usage: scripts/check-targets.sh [--reps N] [--duration 5s] [--only 1,2,3,4,5,6,7]
+#                                 [--baseline-bin PATH]
+#   --baseline-bin   a `server` binary built from another commit (for example with
+#                    `git worktree add /tmp/base COMMIT && cargo build --release` there), which
+#                    part 6 runs as `reactor@base` next to this tree's reactor, alternating
+# Needs: Linux, 2 CPUs, cargo, taskset (util-linux), awk, python3 (to read loadgen's JSON); part 7
+# also redis-server and redis-tools (installed with apt-get if missing) and strace.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-reps=5 duration=5s only=1,2,3,4,5
+reps=5 duration=5s only=1,2,3,4,5,6,7 baseline_bin=
 while [[ $# -gt 0 ]]; do
     case $1 in
+        --baseline-bin) baseline_bin=$2; shift 2 ;;
         --reps) reps=$2; shift 2 ;;
         --duration) duration=$2; shift 2 ;;
         --only) only=$2; shift 2 ;;
-        -h|--help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,33p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "unknown option $1 (see --help)" >&2; exit 2 ;;
     esac
 done
@@ -115,7 +127,7 @@ fi
 
 if [[ $only == *2* ]]; then
     echo "== 2. resident memory per idle connection, 10,000 idle connections"
-    for model in reactor async thread-per-connection; do
+    for model in reactor async executor multi-reactor thread-per-connection; do
         start_server "$model" echo-line
         base=$(server_rss_kib)
         run_loadgen "$work/idle.json" --conns 1 --idle-conns 10000 --warmup 0 --duration 2s --timeout 10s
@@ -190,4 +202,96 @@ PY
                 "$(calc "$srv / 1000")" "$(calc "$due / 1000")" "$(calc "$due99 / 1000")"
         done
     done
+fi
+
+if [[ $only == *6* ]]; then
+    rate=60000
+    echo "== 6. server CPU per request at $rate req/s (open loop), echo-line 64 B, 50 connections, $reps x $duration"
+    # Each variant: a label, then the server's arguments. Alternated within every repetition.
+    variants=("reactor|reactor" "executor|executor" "multi-reactor-1|multi-reactor --threads 1")
+    [[ -z $baseline_bin ]] || variants+=("reactor@base|reactor")
+    for i in $(seq "$reps"); do
+        for v in "${variants[@]}"; do
+            label=${v%%|*} args=${v#*|}
+            bin=$server_bin
+            [[ $label != *@base ]] || server_bin=$baseline_bin
+            # shellcheck disable=SC2086 # the model and its flags, split on purpose
+            start_server ${args%% *} echo-line ${args#* }
+            server_bin=$bin
+            run_loadgen "$work/r6.json" --conns 50 --size 64 --warmup 1s --duration "$duration" --rate "$rate"
+            stop_server
+            n=$(json_field "$work/r6.json" "['counts']['requests']")
+            ach=$(json_field "$work/r6.json" "['achieved_fraction']")
+            echo $((cpu_ns / n)) >>"$work/r6.$label"
+            printf '  %-16s run %d: server CPU %5d ns/req, %5.1f%% of the rate achieved\n' "$label" "$i" $((cpu_ns / n)) "$(calc "$ach * 100")"
+        done
+    done
+    r=$(median <"$work/r6.reactor")
+    for v in "${variants[@]}"; do
+        label=${v%%|*}
+        m=$(median <"$work/r6.$label")
+        case $label in
+            executor) target="target <= 1.15" ;;
+            multi-reactor-1) target="target <= 1.05" ;;
+            reactor@base) target="this tree's reactor / base: $(calc "$r / $m"), target within 3%" ;;
+            *) target="" ;;
+        esac
+        printf '  median %-16s %6s ns/req: %.3f x the reactor  %s\n' "$label" "$m" "$(calc "$m / $r")" "$target"
+    done
+fi
+
+if [[ $only == *7* ]]; then
+    echo "== 7. kv under redis-benchmark -c 50 -t set,get -d 64 -r 100000: reactor vs redis-server, $reps x each"
+    if ! command -v redis-server >/dev/null || ! command -v redis-benchmark >/dev/null; then
+        sudo=()
+        [[ $(id -u) -eq 0 ]] || sudo=(sudo)
+        DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y redis-server redis-tools >/dev/null
+    fi
+    requests=300000
+    free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+    start_redis() {
+        local port; port=$(free_port)
+        taskset -c 0 redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no \
+            >"$work/redis.log" 2>&1 &
+        server_pid=$!
+        addr=127.0.0.1:$port
+        for _ in $(seq 100); do
+            redis-cli -p "$port" ping >/dev/null 2>&1 && return
+            sleep 0.05 # redis prints no address line to wait for
+        done
+        echo "redis-server did not start: $(cat "$work/redis.log")" >&2; exit 1
+    }
+    start_kv() { if [[ $1 == redis-server ]]; then start_redis; else start_server "$1" kv; fi; }
+    bench_kv() { # bench_kv N: redis-benchmark against $addr, N requests per test; prints "SET GET" req/s
+        taskset -c 1 redis-benchmark -h 127.0.0.1 -p "${addr##*:}" -c 50 -n "$1" -t set,get -d 64 -r 100000 --csv 2>/dev/null |
+            awk -F'","' '/^"SET"/ {s=$2} /^"GET"/ {g=$2} END {print s, g}'
+    }
+    for i in $(seq "$reps"); do
+        for server in reactor redis-server; do
+            start_kv "$server"
+            read -r set get <<<"$(bench_kv "$requests")"
+            stop_server
+            echo "$set" >>"$work/set.$server"; echo "$get" >>"$work/get.$server"
+            printf '  %-12s run %d: SET %8.0f req/s, GET %8.0f req/s\n' "$server" "$i" "$set" "$get"
+        done
+    done
+    rs=$(median <"$work/set.reactor") rg=$(median <"$work/get.reactor")
+    ss=$(median <"$work/set.redis-server") sg=$(median <"$work/get.redis-server")
+    printf '  median: reactor SET %.0f GET %.0f; redis-server SET %.0f GET %.0f; reactor/redis SET %.3f GET %.3f (target >= 1.0)\n' \
+        "$rs" "$rg" "$ss" "$sg" "$(calc "$rs / $ss")" "$(calc "$rg / $sg")"
+    # Where the time goes: system calls per request, counted by strace over 100,000 of each.
+    if command -v strace >/dev/null; then
+        for server in reactor redis-server; do
+            start_kv "$server"
+            strace -c -f -q -o "$work/strace.$server" -p "$server_pid" &
+            tracer=$!
+            sleep 0.5 # strace attaches asynchronously and prints nothing to wait for
+            bench_kv 100000 >/dev/null
+            kill -INT "$tracer"; wait "$tracer" 2>/dev/null || true
+            stop_server
+            awk -v who="$server" '$NF == "total" {print "  " who ": " $4 " system calls for 200,000 requests"}
+                $1 ~ /^[0-9.]+$/ && NF >= 5 && $NF != "total" && $4 + 0 > 20000 {printf "    %-14s %6.2f per request\n", $NF, $4 / 200000}' \
+                "$work/strace.$server"
+        done
+    fi
 fi

@@ -47,9 +47,10 @@
 //! call also sets a `timerfd` for its timeout and reads and re-arms its notification `eventfd`,
 //! four system calls around every `epoll_wait`. At 60,000 requests per second (open loop, 50
 //! connections, 64 B) that came to 6.3 system calls per request against the reactor's 2.9, and
-//! about 1.15× the reactor's server CPU per request (medians of seven alternating runs on the
-//! lab VM, each run ±15%). A wake is a locked push onto the ready queue, and nothing allocates
-//! per request or per wake. Per connection: a boxed future, a task slot, one `Arc` waker made
+//! about 1.15× the reactor's server CPU per request (1.03× to 1.19× in five batches of
+//! alternating runs on the lab VM, where one run differs from the next by up to 15%). The
+//! executor's own work is a few percent of it: a wake is a locked push onto the ready queue, and
+//! nothing allocates per request or per wake. Per connection: a boxed future, a task slot, one `Arc` waker made
 //! at spawn, and a slot in the reactor: about 320 bytes of resident memory per idle
 //! connection, against the reactor's ~210 and `async`'s ~5,900 (`check-targets.sh --only 2`'s
 //! method), because an idle task holds no buffer: it waits for readability first and reads into
@@ -112,7 +113,9 @@ use self::wait::{Either, Notify, select, timeout};
 use crate::config::ServerConfig;
 use crate::conn::chat_room::{Mailbox, Room};
 use crate::conn::nonblocking::{BufferPool, READS_PER_TURN};
-use crate::net::{AcceptFailure, DELIVERY_WAIT, FdReserve, LINGER_BYTES, LINGER_TIME, Shed};
+use crate::net::{
+    AcceptFailure, DELIVERY_RECHECK_MAX, DELIVERY_WAIT, FdReserve, LINGER_BYTES, LINGER_TIME, Shed,
+};
 use crate::proto::Proto;
 use crate::proto::chat::MemberId;
 use crate::proto::outbox::State;
@@ -128,9 +131,6 @@ type LocalSession = Session<Rc<LocalStore>>;
 /// How soon an `accept` that failed for lack of descriptors (with no reserve) or memory is
 /// tried again.
 const ACCEPT_RETRY: Duration = Duration::from_millis(10);
-/// How often a closing connection checks that the peer has acknowledged its last replies: the
-/// kernel has no readiness event for that.
-const RECHECK: Duration = Duration::from_millis(1);
 
 /// Serve on the calling thread until `shutdown` is triggered and the connections have finished
 /// (or the grace period ran out).
@@ -602,12 +602,14 @@ async fn chat_until_done(
 /// The peer finished sending, or shutdown stopped our reading: wait until the peer has
 /// acknowledged every reply, then send end-of-file, so closing cannot turn into a reset that
 /// destroys replies still queued (see `crate::net::wait_until_delivered`). The kernel has no
-/// readiness event for "all acknowledged", hence the polling timer.
+/// readiness event for "all acknowledged", hence the timer, backing off from 1 ms.
 async fn wait_until_delivered(stream: &TcpStream) {
     let reactor = stream.reactor();
     timeout(reactor, DELIVERY_WAIT, async {
+        let mut step = Duration::from_millis(1);
         while stream.unacknowledged().is_ok_and(|queued| queued > 0) {
-            reactor.sleep(RECHECK).await;
+            reactor.sleep(step).await;
+            step = (step * 2).min(DELIVERY_RECHECK_MAX);
         }
     })
     .await;

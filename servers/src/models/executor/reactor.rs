@@ -11,8 +11,9 @@
 //! ```
 //!
 //! **Oneshot.** An armed source reports one event and is then disarmed, in both directions. So
-//! a waiter that still waits after it is woken arms again (one `epoll_ctl` per wait), and an
-//! event can never wake a task that stopped waiting long ago. The kernel checks readiness when
+//! a waiter that still waits after it is woken arms again (one `epoll_ctl` per wait), and the
+//! kernel reports nothing about a socket that nobody waits for, however long it stays ready
+//! (level-triggered interest would report it at every wait). The kernel checks readiness when
 //! interest is armed, so bytes that arrive between a `WouldBlock` and the arming are not missed.
 //!
 //! **Timers** are a `BTreeMap` from deadline to waker: the poller's timeout is the earliest

@@ -109,7 +109,7 @@ impl ReadyQueue {
     }
 
     fn lock(&self) -> MutexGuard<'_, VecDeque<Arc<TaskWaker>>> {
-        // A queue of ids stays consistent whatever panicked while holding it.
+        // A queue of task references stays consistent whatever panicked while holding it.
         self.queue.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }

@@ -265,23 +265,38 @@ if [[ $only == *7* ]]; then
         echo "redis-server did not start: $(cat "$work/redis.log")" >&2; exit 1
     }
     start_kv() { if [[ $1 == redis-server ]]; then start_redis; else start_server "$1" kv; fi; }
-    bench_kv() { # bench_kv N: redis-benchmark against $addr, N requests per test; prints "SET GET" req/s
-        taskset -c 1 redis-benchmark -h 127.0.0.1 -p "${addr##*:}" -c 50 -n "$1" -t set,get -d 64 -r 100000 --csv 2>/dev/null |
-            awk -F'","' '/^"SET"/ {s=$2} /^"GET"/ {g=$2} END {print s, g}'
+    # bench_kv N: redis-benchmark against $addr, N requests per test. Prints "SET GET" req/s,
+    # the server's CPU time per request over both tests, and the client's CPU share: when the
+    # client is the busier of the two, its own speed decides the throughput.
+    bench_kv() {
+        local t0 t1 w0 w1 cpu_s
+        t0=$(server_cpu_ns) w0=$(date +%s%N)
+        /usr/bin/time -f '%U %S %e' -o "$work/client.time" \
+            taskset -c 1 redis-benchmark -h 127.0.0.1 -p "${addr##*:}" -c 50 -n "$1" -t set,get -d 64 -r 100000 \
+            --csv >"$work/bench.csv" 2>/dev/null
+        t1=$(server_cpu_ns) w1=$(date +%s%N)
+        read -r user sys _ <"$work/client.time"
+        awk -F'","' -v cpu=$((t1 - t0)) -v wall=$((w1 - w0)) -v n="$1" -v client="$(calc "$user + $sys")" \
+            '/^"SET"/ {s=$2} /^"GET"/ {g=$2}
+             END {print s, g, cpu / (2 * n), cpu / wall, client * 1e9 / wall}' "$work/bench.csv"
     }
     for i in $(seq "$reps"); do
         for server in reactor redis-server; do
             start_kv "$server"
-            read -r set get <<<"$(bench_kv "$requests")"
+            read -r set get per_req busy client <<<"$(bench_kv "$requests")"
             stop_server
             echo "$set" >>"$work/set.$server"; echo "$get" >>"$work/get.$server"
-            printf '  %-12s run %d: SET %8.0f req/s, GET %8.0f req/s\n' "$server" "$i" "$set" "$get"
+            echo "$per_req" >>"$work/kvcpu.$server"
+            printf '  %-12s run %d: SET %8.0f req/s, GET %8.0f req/s; server %5.0f ns CPU/req, %3.0f%% busy; redis-benchmark %3.0f%% busy\n' \
+                "$server" "$i" "$set" "$get" "$per_req" "$(calc "$busy * 100")" "$(calc "$client * 100")"
         done
     done
     rs=$(median <"$work/set.reactor") rg=$(median <"$work/get.reactor")
     ss=$(median <"$work/set.redis-server") sg=$(median <"$work/get.redis-server")
     printf '  median: reactor SET %.0f GET %.0f; redis-server SET %.0f GET %.0f; reactor/redis SET %.3f GET %.3f (target >= 1.0)\n' \
         "$rs" "$rg" "$ss" "$sg" "$(calc "$rs / $ss")" "$(calc "$rg / $sg")"
+    printf '  server CPU per request: reactor %.0f ns, redis-server %.0f ns: %.3f\n' "$(median <"$work/kvcpu.reactor")" \
+        "$(median <"$work/kvcpu.redis-server")" "$(calc "$(median <"$work/kvcpu.reactor") / $(median <"$work/kvcpu.redis-server")")"
     # Where the time goes: system calls per request, counted by strace over 100,000 of each.
     if command -v strace >/dev/null; then
         for server in reactor redis-server; do

@@ -2,7 +2,7 @@
 //! [`crate::store::StoreKind`]) are spelled on the command line and in results.
 //!
 //! Each derives clap's `ValueEnum`, which names every variant in kebab case (`ThreadPool` is
-//! `thread-pool`) and lets `server` parse it and list it in `--help`. [`spelled_by_clap!`] adds
+//! `thread-pool`) and lets `server` parse it and list it in `--help`. [`spelled_by_clap!`](crate::spelled_by_clap) adds
 //! `Display` and `FromStr` from that same spelling, so a name is written down nowhere else.
 
 use std::fmt;

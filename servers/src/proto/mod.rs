@@ -24,7 +24,7 @@
 //! a *delimiter* ([`echo_line`]) or a *length header* ([`echo_frame`]); [`http`] uses both, and so
 //! does [`kv`], Redis's protocol: length headers for its arguments, lines for its headers.
 //!
-//! [`line`] is the newline framing that `echo-line` and `chat` share.
+//! [`line`](mod@line) is the newline framing that `echo-line` and `chat` share.
 //!
 //! [`chat`] is not request/response: a line goes to the *other* members. It still decodes
 //! through the same [`Codec`] (its "response" is the message as the others see it, which the

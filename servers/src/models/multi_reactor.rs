@@ -49,7 +49,10 @@
 //!
 //! **Where it breaks.** Everything that stalls a `reactor` stalls one loop here (`--work-us`,
 //! `--block-us`): only that loop's connections wait, but they all do, while the other cores may
-//! be idle. And the spread is decided at accept time, as above.
+//! be idle. And the spread is decided at accept time, as above. There is no single queue of
+//! new connections any more, so there is no first-come order across loops either: when the
+//! process runs out of descriptors, the loops that accept first take the last ones, whoever
+//! arrived first (every loop sheds the rest, as `crate::net::FdReserve` explains).
 //!
 //! **How it routes chat.** Each loop's table is its part of the room
 //! ([`crate::conn::loop_chat`]). What a loop's members say is routed to its own members, and in

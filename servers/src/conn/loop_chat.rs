@@ -17,95 +17,19 @@
 //! their members as if it came from nobody in their own table. Member ids come from one shared
 //! counter, so they stay unique across loops.
 
-use std::collections::VecDeque;
 use std::io::{self, ErrorKind, Read, Write};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use mio::Token;
 
+use super::loop_room::Member;
 use super::nonblocking::{Conn, Next, Phase, READS_PER_TURN};
 use super::table::Table;
 use crate::net::DELIVERY_WAIT;
 use crate::proto::chat::{self, MemberId};
 use crate::proto::outbox::{Outbox, Pushed};
 use crate::store::Store;
-
-/// One connection as a member of the chat room.
-pub struct Member {
-    pub id: MemberId,
-    /// What the others said, waiting for this member's socket; bounded (see `proto::outbox`).
-    outbox: Outbox,
-    /// Receives what the others say. False once it left or was dropped.
-    pub in_room: bool,
-    /// Listed in [`LoopRoom::dirty`] already this turn.
-    dirty: bool,
-}
-
-/// Where a loop hands what is said in it, when several loops make up one room.
-pub type Elsewhere = Box<dyn FnMut(&[u8]) + Send>;
-
-/// A loop's chat bookkeeping; the members themselves are the table's connections.
-pub struct LoopRoom {
-    queue_limit: usize,
-    /// Where member ids come from; shared when several loops make up one room.
-    ids: Arc<AtomicU64>,
-    /// Members given new output this turn: each is written once, at the end of the turn, however
-    /// many lines it was given.
-    dirty: Vec<(Token, u64)>,
-    /// The list `dirty` is swapped with while it is being written, kept so that neither list
-    /// is ever reallocated once it has grown to the room's size.
-    writing: Vec<(Token, u64)>,
-    /// Members that left or were dropped with output still queued, and when they are closed
-    /// whether or not they read it. All wait the same `DELIVERY_WAIT`, so the queue is in order.
-    deadlines: VecDeque<(Instant, Token, u64)>,
-    /// Several loops: hands what this loop's members say (and notices about them) to the others.
-    elsewhere: Option<Elsewhere>,
-}
-
-impl LoopRoom {
-    /// The whole room in one loop; members may fall `queue_limit` bytes behind.
-    pub fn alone(queue_limit: usize) -> LoopRoom {
-        LoopRoom::new(queue_limit, Arc::default(), None)
-    }
-
-    /// One loop's part of a room spread over several loops, which share `ids`; `elsewhere`
-    /// delivers what is said here to the other loops.
-    pub fn part_of(
-        queue_limit: usize,
-        ids: Arc<AtomicU64>,
-        elsewhere: impl FnMut(&[u8]) + Send + 'static,
-    ) -> LoopRoom {
-        LoopRoom::new(queue_limit, ids, Some(Box::new(elsewhere)))
-    }
-
-    fn new(queue_limit: usize, ids: Arc<AtomicU64>, elsewhere: Option<Elsewhere>) -> LoopRoom {
-        LoopRoom {
-            queue_limit,
-            ids,
-            dirty: Vec::new(),
-            writing: Vec::new(),
-            deadlines: VecDeque::new(),
-            elsewhere,
-        }
-    }
-
-    /// Tell the other loops, if there are any.
-    fn tell_elsewhere(&mut self, bytes: &[u8]) {
-        if let Some(elsewhere) = self.elsewhere.as_mut() {
-            elsewhere(bytes);
-        }
-    }
-
-    pub(super) fn has_output(&self) -> bool {
-        !self.dirty.is_empty()
-    }
-
-    pub(super) fn next_deadline(&self) -> Option<Instant> {
-        self.deadlines.front().map(|&(at, ..)| at)
-    }
-}
 
 /// No member has this key: routes a line to everyone.
 const NOBODY: usize = usize::MAX;

@@ -8,7 +8,7 @@
 //! | [`chat_room`] | the same three, and `async` | a locked list of members with bounded mailboxes |
 //! | [`nonblocking`] | `reactor`, `multi-reactor` | one connection of an event loop: non-blocking socket, explicit buffers and phase |
 //! | [`table`] | the same two | an event loop's connections, whose turn is next, and the timers of those closing |
-//! | [`loop_chat`] | the same two | chat routed through that table: the table is the room |
+//! | [`loop_room`], [`loop_chat`] | the same two | chat through that table: each member's queue, and how lines are routed to them |
 //!
 //! Nothing here chooses threads or readiness: a piece that did would be a model.
 
@@ -16,5 +16,6 @@ pub mod blocking_chat;
 pub mod blocking_io;
 pub mod chat_room;
 pub mod loop_chat;
+pub mod loop_room;
 pub mod nonblocking;
 pub mod table;

@@ -39,7 +39,7 @@ use std::time::Instant;
 use mio::net::{TcpListener, TcpStream};
 use mio::{Interest, Registry, Token};
 
-use super::loop_chat::Member;
+use super::loop_room::Member;
 use crate::net::{AcceptFailure, FdReserve, LINGER_BYTES, Shed, unacknowledged};
 use crate::session::Session;
 use crate::store::Store;

@@ -16,7 +16,7 @@ use mio::net::TcpStream;
 use mio::{Interest, Registry, Token};
 use slab::Slab;
 
-use super::loop_chat::LoopRoom;
+use super::loop_room::LoopRoom;
 use super::nonblocking::{Conn, Next, SharedIo};
 use crate::config::ServerConfig;
 use crate::net::{DELIVERY_WAIT, LINGER_TIME};
@@ -67,8 +67,11 @@ impl<S: Store + Clone> Table<S> {
     }
 
     /// Serve a newly accepted connection (its tokens never collide with the loop's own, which
-    /// count down from `usize::MAX`).
+    /// count down from `usize::MAX`), unless shutdown began.
     pub fn insert(&mut self, mut stream: TcpStream) {
+        if self.io.draining {
+            return; // shutdown began: dropping the stream closes it, as a closed listener would
+        }
         let entry = self.conns.vacant_entry();
         let token = Token(entry.key());
         if self.registry.register(&mut stream, token, Interest::READABLE).is_err() {

@@ -1,7 +1,8 @@
 //! # `multi-reactor`: one event loop per core
 //!
-//! The `reactor`'s loop, `--threads` times over: each thread runs its own `mio::Poll` and its
-//! own table of connections, and a connection belongs to one loop from its accept to its close.
+//! The `reactor`'s loop, `--threads` times over: each thread runs that very loop
+//! ([`super::reactor`]) over its own `mio::Poll` and its own table of connections, with a mailbox
+//! as one more source of wake-ups, and a connection belongs to one loop from its accept to its close.
 //! This is the shape of nginx's worker processes, Netty's event loop groups, Seastar and
 //! monoio's thread-per-core runtimes.
 //!
@@ -68,21 +69,23 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Registry, Token, Waker};
 
+use super::reactor::{Reactor, WAKER, Wakes};
+
 use crate::config::{AcceptMode, ServerConfig};
-use crate::conn::loop_chat::LoopRoom;
+use crate::conn::loop_room::LoopRoom;
 use crate::conn::nonblocking::accept_ready;
 use crate::conn::table::Table;
 use crate::net::{FdReserve, LISTEN_BACKLOG};
 use crate::shutdown::Shutdown;
-use crate::store::SharedStore;
+use crate::store::Store;
 
+/// The acceptor's listener (the loops' own listeners are the `reactor`'s business).
 const LISTENER: Token = Token(usize::MAX);
-const WAKER: Token = Token(usize::MAX - 1);
 
 /// Start `--threads` loops, spread connections over them as `--accept` says, and serve until
 /// `shutdown` is triggered and every loop has finished.
@@ -113,9 +116,16 @@ pub fn run(listener: std::net::TcpListener, config: &ServerConfig, shutdown: &Sh
                     mailbox.post(|letters| letters.chat.extend_from_slice(said));
                 }
             });
-            let spawned = Loop::new(index, poll, listener, mailboxes, config, Arc::clone(&store), room, shutdown)
+            let post = Post { mailbox: &mailboxes[index], shutdown, letters: Letters::default() };
+            let spawned = poll
+                .registry()
+                .try_clone()
+                .map(|registry| Table::new(config, registry, Arc::clone(&store), room))
+                .and_then(|table| Reactor::new(poll, listener, table, config))
                 .and_then(|reactor| {
-                    thread::Builder::new().name(format!("reactor-{index}")).spawn_scoped(scope, || reactor.run())
+                    thread::Builder::new()
+                        .name(format!("reactor-{index}"))
+                        .spawn_scoped(scope, move || serve_loop(reactor, post))
                 });
             match spawned {
                 Ok(thread) => threads.push(thread),
@@ -205,136 +215,45 @@ impl Mailbox {
     }
 }
 
-/// One event loop: the `reactor`'s, plus a mailbox.
-struct Loop<'a> {
-    index: usize,
-    poll: Poll,
-    /// `reuseport`: this loop's member of the group; `None` with `handoff`, or once shutdown began.
-    listener: Option<TcpListener>,
-    /// Every loop's mailbox; this loop's is `mailboxes[index]`.
-    mailboxes: &'a [Mailbox],
-    table: Table<Arc<SharedStore>>,
-    reserve: FdReserve,
-    accept_retry_at: Option<Instant>,
-    shutdown_deadline: Option<Instant>,
-    grace: Duration,
+/// What a loop finds in its mailbox, for the `reactor`'s loop to take in at every turn.
+struct Post<'a> {
+    mailbox: &'a Mailbox,
     shutdown: &'a Shutdown,
     /// Letters collected, kept so that no turn allocates.
     letters: Letters,
 }
 
-impl<'a> Loop<'a> {
-    #[allow(clippy::too_many_arguments)] // every argument is one part of the loop, named at the call
-    fn new(
-        index: usize,
-        poll: Poll,
-        listener: Option<std::net::TcpListener>,
-        mailboxes: &'a [Mailbox],
-        config: &ServerConfig,
-        store: Arc<SharedStore>,
-        room: LoopRoom,
-        shutdown: &'a Shutdown,
-    ) -> io::Result<Loop<'a>> {
-        let listener = match listener {
-            Some(listener) => {
-                let mut listener = TcpListener::from_std(listener);
-                poll.registry().register(&mut listener, LISTENER, Interest::READABLE)?;
-                Some(listener)
-            }
-            None => None,
-        };
-        let table = Table::new(config, poll.registry().try_clone()?, store, room);
-        Ok(Loop {
-            index,
-            poll,
-            listener,
-            mailboxes,
-            table,
-            reserve: FdReserve::new(),
-            accept_retry_at: None,
-            shutdown_deadline: None,
-            grace: config.grace,
-            shutdown,
-            letters: Letters::default(),
-        })
-    }
-
-    /// Serve until shutdown; a loop that fails takes the whole server down with it.
-    fn run(mut self) -> io::Result<()> {
-        let result = self.serve();
-        if result.is_err() {
-            self.shutdown.trigger();
-        }
-        result
-    }
-
-    fn serve(&mut self) -> io::Result<()> {
-        let mut events = Events::with_capacity(1024);
-        loop {
-            let timeout = self.table.poll_timeout(&[self.shutdown_deadline, self.accept_retry_at]);
-            match self.poll.poll(&mut events, timeout) {
-                Ok(()) => {}
-                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e),
-            }
-            // Mail first: a line said on another loop before the events of this turn happened
-            // reaches members here before anything those events make them say.
-            self.read_mail();
-            for event in events.iter() {
-                match event.token() {
-                    LISTENER => self.accept_all()?,
-                    WAKER if self.shutdown.is_triggered() => self.begin_shutdown(),
-                    WAKER => {} // mail, read above
-                    token => self.table.on_event(token, event),
-                }
-            }
-            self.table.take_turns();
-            self.table.end_turn();
-            if self.accept_retry_at.is_some_and(|at| at <= Instant::now()) {
-                self.accept_all()?;
-            }
-            if self.shutdown_deadline.is_some_and(|deadline| self.table.drained(deadline)) {
-                return Ok(());
-            }
-        }
-    }
-
-    fn accept_all(&mut self) -> io::Result<()> {
-        self.accept_retry_at = None;
-        let Some(listener) = &self.listener else { return Ok(()) };
-        let table = &mut self.table;
-        self.accept_retry_at = accept_ready(listener, &mut self.reserve, |stream| table.insert(stream))?;
-        Ok(())
-    }
-
-    /// Take in connections handed to this loop, and route lines said on the others.
-    fn read_mail(&mut self) {
-        if !self.mailboxes[self.index].collect(&mut self.letters) {
+impl<S: Store + Clone> Wakes<S> for Post<'_> {
+    /// Take in connections handed to this loop, and route lines said on the others. Mail comes
+    /// first in a turn: a line said on another loop before this turn's events happened reaches
+    /// members here before anything those events make them say.
+    fn collect(&mut self, table: &mut Table<S>) {
+        if !self.mailbox.collect(&mut self.letters) {
             return;
         }
         // Lines first: they were said before these connections joined the room here.
         if !self.letters.chat.is_empty() {
-            self.table.route_from_afar(&self.letters.chat);
+            table.route_from_afar(&self.letters.chat);
             self.letters.chat.clear();
         }
         for stream in self.letters.conns.drain(..) {
-            if self.shutdown_deadline.is_none() {
-                self.table.insert(stream);
-            } // else dropped: closed, as the kernel would refuse it
+            table.insert(stream); // once shutdown began, this closes it instead
         }
     }
 
-    /// Stop accepting, and let every connection finish, as the `reactor` does.
-    fn begin_shutdown(&mut self) {
-        if self.shutdown_deadline.is_some() {
-            return;
-        }
-        self.shutdown_deadline = Some(Instant::now() + self.grace);
-        if let Some(mut listener) = self.listener.take() {
-            let _ = self.poll.registry().deregister(&mut listener);
-        }
-        self.table.begin_draining();
+    fn shutting_down(&self) -> bool {
+        self.shutdown.is_triggered()
     }
+}
+
+/// One loop's thread: the `reactor`'s loop over this loop's poll, listener and table, with the
+/// mailbox as its other source of wake-ups. A loop that fails takes the whole server down.
+fn serve_loop<S: Store + Clone>(mut reactor: Reactor<S>, mut post: Post<'_>) -> io::Result<()> {
+    let result = reactor.run(&mut post);
+    if result.is_err() {
+        post.shutdown.trigger();
+    }
+    result
 }
 
 /// `handoff`: the thread that accepts every connection and deals them out to the loops.

@@ -56,48 +56,56 @@ use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token, Waker};
 
 use crate::config::ServerConfig;
-use crate::conn::loop_chat::LoopRoom;
+use crate::conn::loop_room::LoopRoom;
 use crate::conn::nonblocking::accept_ready;
 use crate::conn::table::Table;
 use crate::net::FdReserve;
 use crate::shutdown::Shutdown;
-use crate::store::LocalStore;
+use crate::store::Store;
 
 const LISTENER: Token = Token(usize::MAX);
-const WAKER: Token = Token(usize::MAX - 1);
+/// The token of a `mio::Waker`: another thread wants the loop's attention.
+pub(crate) const WAKER: Token = Token(usize::MAX - 1);
 
 /// Run the event loop on the calling thread until `shutdown` is triggered and every connection
 /// has finished (or the grace period ran out).
 pub fn run(listener: std::net::TcpListener, config: &ServerConfig, shutdown: &Shutdown) -> io::Result<()> {
-    listener.set_nonblocking(true)?;
-    let mut listener = TcpListener::from_std(listener);
     let poll = Poll::new()?;
-    poll.registry().register(&mut listener, LISTENER, Interest::READABLE)?;
     let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
     shutdown.on_trigger(move || {
         let _ = waker.wake();
     });
     // The `kv` store is owned by this one thread: no lock (see `crate::store`).
     let table = Table::new(config, poll.registry().try_clone()?, config.local_store(), LoopRoom::alone(config.chat_queue));
-    let mut reactor = Reactor {
-        poll,
-        listener: Some(listener),
-        table,
-        reserve: FdReserve::new(),
-        accept_retry_at: None,
-        shutdown_deadline: None,
-        grace: config.grace,
-    };
-    reactor.run()
+    Reactor::new(poll, Some(listener), table, config)?.run(&mut Alone)
+}
+
+/// What wakes a loop besides its sockets. The `reactor` is alone: its waker means shutdown.
+/// Each loop of the `multi-reactor` also has a mailbox that other threads fill.
+pub(crate) trait Wakes<S> {
+    /// Called after every wait, before its events: take in what other threads left.
+    fn collect(&mut self, table: &mut Table<S>);
+    /// The waker fired: whether shutdown has begun (otherwise it was mail, which `collect` took).
+    fn shutting_down(&self) -> bool;
+}
+
+struct Alone;
+
+impl<S> Wakes<S> for Alone {
+    fn collect(&mut self, _: &mut Table<S>) {}
+    fn shutting_down(&self) -> bool {
+        true
+    }
 }
 
 /// Everything the loop owns.
-struct Reactor {
+pub(crate) struct Reactor<S> {
     poll: Poll,
-    /// `None` once shutdown began: new connections are refused by the kernel.
+    /// `None` once shutdown began (new connections are refused by the kernel), or for a loop
+    /// that is handed its connections.
     listener: Option<TcpListener>,
     /// Every open connection, with its turns and timers.
-    table: Table<std::rc::Rc<LocalStore>>,
+    table: Table<S>,
     reserve: FdReserve,
     /// When to try `accept` again after it failed for lack of descriptors or memory.
     accept_retry_at: Option<Instant>,
@@ -106,8 +114,37 @@ struct Reactor {
     grace: std::time::Duration,
 }
 
-impl Reactor {
-    fn run(&mut self) -> io::Result<()> {
+impl<S: Store + Clone> Reactor<S> {
+    /// A loop over `poll`, accepting on `listener` if it has one.
+    pub(crate) fn new(
+        poll: Poll,
+        listener: Option<std::net::TcpListener>,
+        table: Table<S>,
+        config: &ServerConfig,
+    ) -> io::Result<Reactor<S>> {
+        let listener = match listener {
+            Some(listener) => {
+                listener.set_nonblocking(true)?;
+                let mut listener = TcpListener::from_std(listener);
+                poll.registry().register(&mut listener, LISTENER, Interest::READABLE)?;
+                Some(listener)
+            }
+            None => None,
+        };
+        Ok(Reactor {
+            poll,
+            listener,
+            table,
+            reserve: FdReserve::new(),
+            accept_retry_at: None,
+            shutdown_deadline: None,
+            grace: config.grace,
+        })
+    }
+
+    /// Serve until shutdown has begun and every connection has finished (or the grace period
+    /// ran out).
+    pub(crate) fn run(&mut self, wakes: &mut impl Wakes<S>) -> io::Result<()> {
         let mut events = Events::with_capacity(1024);
         loop {
             // Sleep until a socket is ready or the next deadline, unless work is waiting now.
@@ -117,10 +154,12 @@ impl Reactor {
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e),
             }
+            wakes.collect(&mut self.table);
             for event in events.iter() {
                 match event.token() {
                     LISTENER => self.accept_all()?,
-                    WAKER => self.begin_shutdown(),
+                    WAKER if wakes.shutting_down() => self.begin_shutdown(),
+                    WAKER => {}
                     token => self.table.on_event(token, event),
                 }
             }

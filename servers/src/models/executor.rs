@@ -17,7 +17,7 @@
 //!        │  ready queue [7, 3] ──► poll task 7, poll task 3 ──► queue empty?       │
 //!        │        ▲                   │ .await on a socket                         │ yes
 //!        │        │                   ▼ that is not ready                          ▼
-//!        │   waker.wake()      reactor: keep the waker,        reactor.wait(): Poller::wait
+//!        │   waker.wake()      reactor: keep the waker,        reactor.wait(): epoll_wait
 //!        │        ▲            arm interest (oneshot)           until an event or the
 //!        │        │                                             earliest timer
 //!        │        └──── reactor.dispatch(): event {key 7, readable} ◄──────────────┘
@@ -31,8 +31,8 @@
 //!    keeps a clone of the task's waker in the socket's slot and *arms* read interest with
 //!    `Poller::modify`, in oneshot mode: the kernel will report the socket once, then forget the
 //!    interest. The task's `poll` returns `Pending`, and the executor moves on to the next task.
-//! 2. *Poll.* With no task ready, the executor calls `Poller::wait` with the earliest timer's
-//!    deadline as its timeout, and the thread sleeps in `epoll_wait`.
+//! 2. *Poll.* With no task ready, the executor waits for events with the earliest timer's
+//!    deadline as its timeout, and the thread sleeps in `epoll_wait` (`Poller::wait` off Linux).
 //! 3. *Event.* Bytes arrive; `wait` returns `Event { key: 7, readable: true }`. The reactor
 //!    looks up slot 7, marks it readable and disarmed, and calls `waker.wake()`.
 //! 4. *Queued.* The waker puts task 7 on the ready queue (unless it is there already).
@@ -43,17 +43,20 @@
 //!    missed: the next `wait` reports them at once.
 //!
 //! **What it costs.** Per request, compared with the `reactor` on the same epoll: re-arming is
-//! an `epoll_ctl` per wait, and `polling`'s `wait` is portable rather than lean: on Linux each
+//! an `epoll_ctl` per wait. And `polling`'s `wait` is portable rather than lean: on Linux each
 //! call also sets a `timerfd` for its timeout and reads and re-arms its notification `eventfd`,
 //! four system calls around every `epoll_wait`. At 60,000 requests per second (open loop, 50
-//! connections, 64 B) that came to 6.3 system calls per request against the reactor's 2.9, and
-//! about 1.15× the reactor's server CPU per request (1.03× to 1.19× in five batches of
-//! alternating runs on the lab VM, where one run differs from the next by up to 15%). The
-//! executor's own work is a few percent of it: a wake is a locked push onto the ready queue, and
-//! nothing allocates per request or per wake. Per connection: a boxed future, a task slot, one `Arc` waker made
-//! at spawn, and a slot in the reactor: about 320 bytes of resident memory per idle
-//! connection, against the reactor's ~210 and `async`'s ~5,900 (`check-targets.sh --only 2`'s
-//! method), because an idle task holds no buffer: it waits for readability first and reads into
+//! connections, 64 B) and about one wait per request, that made the executor cost 1.23× the
+//! reactor's server CPU per request; so on Linux the reactor here calls `epoll_wait` on
+//! `polling`'s descriptor itself and lets `polling` clear its notification only when it fired
+//! (`executor/reactor.rs`, `wait_into`), and the figure fell to 1.05× (medians of per-pair
+//! ratios over five alternating repetitions, `scripts/check-targets.sh --only 6`; the lab VM
+//! drifts by 15% between runs). The executor's own work is a few percent of it: a wake is a
+//! locked push onto the ready queue, and nothing allocates per request or per wake.
+//!
+//! Per connection: a boxed future, a task slot, one `Arc` waker made at spawn, and a slot in the
+//! reactor: 347 bytes of resident memory per idle connection at 10,000 idle connections, against
+//! the reactor's 208 and `async`'s 6,942 (`scripts/check-targets.sh --only 2`), because an idle task holds no buffer: it waits for readability first and reads into
 //! a buffer shared by the thread (`with_scratch`, whose closure cannot `.await`), and only a
 //! request that arrived in part or a reply the kernel would not take gets a buffer of its own.
 //! Keeping the future small takes care: a future is as large as its largest state, so closing

@@ -1,6 +1,8 @@
 //! Number formatting for tables: fixed rules, so the same number always prints the same way
 //! (the report must re-render byte for byte) and a reader sees at most three significant digits.
 
+use super::Row;
+
 /// Three significant digits without exponent: `1.23`, `12.3`, `123`, `1234`.
 pub fn sig3(x: f64) -> String {
     let a = x.abs();
@@ -73,6 +75,15 @@ pub fn cell(text: &str) -> String {
 /// Escapes text for SVG/XML.
 pub fn xml(text: &str) -> String {
     text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
+/// What one unit of throughput is: a request answered, or (chat) a line said, whose latency is
+/// then measured once per member it reaches.
+pub(super) fn unit(rows: &[&Row]) -> (&'static str, &'static str) {
+    match rows.first().map(|r| r.point.spec.proto.as_str()) {
+        Some("chat") => ("lines/s", "line"),
+        _ => ("req/s", "req"),
+    }
 }
 
 #[cfg(test)]

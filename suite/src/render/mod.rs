@@ -49,7 +49,8 @@ pub fn rows(results: &RunResults) -> Vec<Row<'_>> {
 /// The files a run directory's report consists of: relative path and contents.
 pub fn render(results: &RunResults) -> Vec<(String, String)> {
     let rows = rows(results);
-    let plots = plots::all(results, &rows);
+    let mut plots = plots::all(results, &rows);
+    plots.extend(scaling::plots(results, &rows, &plots::Palette::of(results)));
     let mut files = vec![
         ("README.md".to_owned(), readme::render(results, &rows, &plots)),
         ("results.csv".to_owned(), csv::render(&rows)),

@@ -318,7 +318,6 @@ pub fn all(results: &RunResults, rows: &[Row]) -> Vec<Plot> {
             svg: render(&chart),
         });
     }
-    plots.extend(super::scaling::plots(results, rows, &palette));
     plots
 }
 

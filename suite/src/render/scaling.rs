@@ -7,9 +7,8 @@
 //! never missing: a reader learns both what was measured and what was not.
 
 use super::Row;
-use super::format::{sig3, thousands};
+use super::format::{sig3, thousands, unit};
 use super::plots::{Palette, Plot, lines, median, models_in, with_plot};
-use super::readme::unit;
 use super::svg::{Axis, Chart, render};
 use crate::results::RunResults;
 

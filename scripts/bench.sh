@@ -18,8 +18,8 @@ results.json (everything raw), results.csv, README.md (tables and plots), plots/
 hgrm/*.hgrm, raw/ (loadgen reports) and logs/.
 
 Common uses:
-  scripts/bench.sh                      the default matrix, 3 repetitions (about 30 minutes)
-  scripts/bench.sh --quick              the same points, shorter and once (about 5 minutes)
+  scripts/bench.sh                      the default matrix, 3 repetitions (about 40 minutes)
+  scripts/bench.sh --quick              the same points, shorter and once (about 8 minutes)
   scripts/bench.sh --quick --repeat 1 --duration 1s --warmup 200ms --out /tmp/smoke
                                         what CI runs (a few minutes)
   scripts/bench.sh --filter /reactor/   only the reactor's points (ids: target/release/suite plan)

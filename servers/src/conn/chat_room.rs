@@ -31,7 +31,7 @@
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 
 use crate::proto::chat::{self, MemberId};
-use crate::proto::outbox::{Outbox, Pushed};
+use crate::proto::outbox::{Outbox, Pushed, State};
 
 /// How a member's writer is told that its mailbox has something for it.
 pub trait Wake {
@@ -89,6 +89,19 @@ impl<W: Wake> Mailbox<W> {
         self.wake.wake();
     }
 
+    /// For a member task that both reads and writes (`async`, `executor`), once everything it
+    /// took before is written: take what is queued into `batch` (which it has emptied), or say
+    /// why there is nothing.
+    pub fn refill(&self, batch: &mut Vec<u8>) -> Refill {
+        let mut outbox = self.lock();
+        let open = outbox.state() == State::Open;
+        if !outbox.is_empty() {
+            outbox.take(batch);
+            return Refill::Took { open };
+        }
+        if open { Refill::Empty } else { Refill::Finished }
+    }
+
     fn push(&self, bytes: &[u8]) -> Pushed {
         let pushed = self.lock().push(bytes);
         if matches!(pushed, Pushed::Queued { was_empty: true } | Pushed::Dropped) {
@@ -96,6 +109,17 @@ impl<W: Wake> Mailbox<W> {
         }
         pushed
     }
+}
+
+/// What [`Mailbox::refill`] found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refill {
+    /// Bytes to write are in the batch; `open`: the member is still in the room.
+    Took { open: bool },
+    /// Nothing queued, and the member is still in the room.
+    Empty,
+    /// Nothing queued, and the member left or was dropped: its writing is done.
+    Finished,
 }
 
 /// The members of one server's room.
@@ -206,7 +230,6 @@ fn push_to_all<W: Wake>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::proto::outbox::State;
 
     /// A wake-up that does nothing: these tests look at the mailboxes directly.
     struct Quiet;

@@ -51,13 +51,12 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Notify;
 use tokio::task::JoinSet;
 
-use crate::conn::chat_room::{Mailbox, Room};
+use crate::conn::chat_room::{Mailbox, Refill, Room};
 use crate::buffer::InputBuffer;
 use crate::config::{Runtime, ServerConfig};
 use crate::net::{AcceptFailure, DELIVERY_RECHECK_MAX, DELIVERY_WAIT, FdReserve, LINGER_BYTES, LINGER_TIME, Shed, unacknowledged};
 use crate::proto::Proto;
 use crate::proto::chat::MemberId;
-use crate::proto::outbox::State;
 use crate::session::Session;
 use crate::shutdown::{OpenConnections, Shutdown, Tracked};
 use crate::store::SharedStore;
@@ -229,14 +228,15 @@ async fn chat_until_done(
     let mut deadline: Option<tokio::time::Instant> = None;
     loop {
         if written == batch.len() {
-            let mut outbox = mailbox.lock();
-            if !outbox.is_empty() {
-                outbox.take(&mut batch);
-                written = 0;
-            } else if outbox.state() != State::Open {
-                return if too_long { Ended::TooLong } else { Ended::Done };
-            }
-            if (!reading || outbox.state() != State::Open) && deadline.is_none() {
+            let open = match mailbox.refill(&mut batch) {
+                Refill::Took { open } => {
+                    written = 0;
+                    open
+                }
+                Refill::Empty => true,
+                Refill::Finished => return if too_long { Ended::TooLong } else { Ended::Done },
+            };
+            if (!reading || !open) && deadline.is_none() {
                 deadline = Some(tokio::time::Instant::now() + DELIVERY_WAIT);
             }
         }

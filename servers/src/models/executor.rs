@@ -114,14 +114,13 @@ use self::reactor::{Reactor, Sleep};
 use self::task::{Executor, Spawner, yield_now};
 use self::wait::{Either, Notify, select, timeout};
 use crate::config::ServerConfig;
-use crate::conn::chat_room::{Mailbox, Room};
+use crate::conn::chat_room::{Mailbox, Refill, Room};
 use crate::conn::nonblocking::{BufferPool, READS_PER_TURN};
 use crate::net::{
     AcceptFailure, DELIVERY_RECHECK_MAX, DELIVERY_WAIT, FdReserve, LINGER_BYTES, LINGER_TIME, Shed,
 };
 use crate::proto::Proto;
 use crate::proto::chat::MemberId;
-use crate::proto::outbox::State;
 use crate::session::{Served, Session};
 use crate::shutdown::Shutdown;
 use crate::store::LocalStore;
@@ -512,14 +511,15 @@ async fn chat_until_done(
     let mut deadline: Option<Sleep<'_>> = None;
     loop {
         if written == batch.len() {
-            let mut outbox = mailbox.lock();
-            if !outbox.is_empty() {
-                outbox.take(&mut batch);
-                written = 0;
-            } else if outbox.state() != State::Open {
-                return if too_long { Ended::TooLong } else { Ended::Done };
-            }
-            if (!reading || outbox.state() != State::Open) && deadline.is_none() {
+            let open = match mailbox.refill(&mut batch) {
+                Refill::Took { open } => {
+                    written = 0;
+                    open
+                }
+                Refill::Empty => true,
+                Refill::Finished => return if too_long { Ended::TooLong } else { Ended::Done },
+            };
+            if (!reading || !open) && deadline.is_none() {
                 deadline = Some(stream.reactor().sleep(DELIVERY_WAIT));
             }
         }

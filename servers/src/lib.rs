@@ -37,6 +37,6 @@ pub mod shutdown;
 pub mod store;
 
 pub use config::{Runtime, ServerConfig};
-pub use models::Model;
+pub use models::{CannotServe, Model};
 pub use proto::Proto;
 pub use shutdown::Shutdown;

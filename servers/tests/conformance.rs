@@ -351,7 +351,7 @@ macro_rules! conformance_tests {
 /// One module per model, one per protocol inside it: `cargo test reactor::echo_frame`.
 /// Called with the lab's list of models, so every listed model runs every case.
 macro_rules! for_every_protocol {
-    ($(#[doc = $about:literal] $module:ident => $variant:ident,)*) => {
+    ($(#[doc = $about:literal] $module:ident => $variant:ident $(+ $check:ident)?,)*) => {
         $(mod $module {
             mod echo_line {
                 conformance_tests!(Model::$variant, Proto::EchoLine);

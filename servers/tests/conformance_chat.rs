@@ -484,7 +484,7 @@ macro_rules! chat_cases_for {
 /// Called with the lab's list of models: one module per model,
 /// `cargo test --test conformance_chat reactor::`.
 macro_rules! chat_conformance_tests {
-    ($(#[doc = $about:literal] $module:ident => $variant:ident,)*) => {
+    ($(#[doc = $about:literal] $module:ident => $variant:ident $(+ $check:ident)?,)*) => {
         $(chat_cases_for!($module $variant);)*
     };
 }

@@ -398,7 +398,7 @@ pub fn a_real_client_sends_several_requests_on_one_connection(model: Model) {
 
 /// Every case above, for one model.
 macro_rules! http_conformance_tests {
-    ($(#[doc = $about:literal] $module:ident => $variant:ident,)*) => {
+    ($(#[doc = $about:literal] $module:ident => $variant:ident $(+ $check:ident)?,)*) => {
         $(mod $module {
             use servers::Model;
             crate::cases!(

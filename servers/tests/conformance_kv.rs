@@ -484,7 +484,7 @@ macro_rules! kv_cases_for {
 
 /// Called with the lab's list of models, so every listed model runs every case.
 macro_rules! kv_conformance_tests {
-    ($(#[doc = $about:literal] $module:ident => $variant:ident,)*) => {
+    ($(#[doc = $about:literal] $module:ident => $variant:ident $(+ $check:ident)?,)*) => {
         $(kv_cases_for!($module $variant);)*
     };
 }

@@ -114,6 +114,9 @@ fn run(args: Args) -> anyhow::Result<()> {
     if let Err(e) = net::raise_fd_limit() {
         servers::log::line(format_args!("warning: cannot raise the open-file limit: {e}"));
     }
+    // A model that cannot serve here (no io_uring, a protocol it refuses) says so in one line
+    // before it listens, so that no client ever connects to a server about to exit.
+    model.check(&config)?;
     let listener = net::bind(args.addr).with_context(|| format!("cannot listen on {}", args.addr))?;
     let shutdown = Shutdown::new();
     watch_signals(&shutdown)?;

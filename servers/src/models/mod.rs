@@ -5,6 +5,11 @@
 //! listener until [`Shutdown::trigger`] is called, lets open connections finish within the
 //! grace period, and returns.
 //!
+//! A model that cannot run everywhere says so before the server starts listening: the list marks
+//! it `+ check`, and its module then has a `check(config)` that returns [`CannotServe`]. The
+//! `server` binary prints that reason as one line and exits 1; the suite and the client scripts
+//! read the line and mark the point "unavailable here" or "not served" instead of failed.
+//!
 //! **The list.** [`for_each_model!`](crate::for_each_model) below is the one list of models:
 //! the [`Model`] enum, `server --model`, `server --list-models`, the conformance tests (which
 //! run every body on every model in it), the suite's default matrix and the client scripts (both
@@ -18,7 +23,9 @@ use crate::config::ServerConfig;
 use crate::shutdown::Shutdown;
 
 /// THE list of models, in the order the lab presents them: `module => Variant`, each with the
-/// one line that `server --list-models` and `server --help` print for it.
+/// one line that `server --list-models` and `server --help` print for it. `+ check` marks a
+/// model whose module has `fn check(&ServerConfig) -> Result<(), CannotServe>`, asked before the
+/// server listens: a machine that lacks what it needs, or a protocol it refuses by design.
 ///
 /// It is a macro so that code outside this module can be written once for every model: the
 /// conformance tests call `servers::for_each_model!(their_macro)` and get one test module per
@@ -45,9 +52,20 @@ macro_rules! for_each_model {
     };
 }
 
+/// A model's `check`, or "serves anything" for a model without one.
+macro_rules! checked {
+    ($config:ident, $module:ident) => {{
+        let _ = $config;
+        Ok(())
+    }};
+    ($config:ident, $module:ident $check:ident) => {
+        $module::$check($config)
+    };
+}
+
 /// Expands the list into the module declarations, the enum and its dispatch.
 macro_rules! declare_models {
-    ($(#[doc = $about:literal] $module:ident => $variant:ident,)*) => {
+    ($(#[doc = $about:literal] $module:ident => $variant:ident $(+ $check:ident)?,)*) => {
         $(pub mod $module;)*
 
         /// A concurrency model: how connections are scheduled onto threads. Its command-line
@@ -68,6 +86,15 @@ macro_rules! declare_models {
                 }
             }
 
+            /// Whether this model can serve `config` here, asked before the server listens. Most
+            /// models serve every protocol on every machine; those marked `+ check` in the list
+            /// ask their module.
+            pub fn check(self, config: &ServerConfig) -> Result<(), CannotServe> {
+                match self {
+                    $(Model::$variant => checked!(config, $module $($check)?),)*
+                }
+            }
+
             /// The one-line description from the list.
             pub fn about(self) -> &'static str {
                 match self {
@@ -79,5 +106,19 @@ macro_rules! declare_models {
 }
 
 for_each_model!(declare_models);
+
+/// Why a model will not start; the `server` binary prints it as one line and exits 1. The
+/// suite and the client scripts match the words `is unavailable here` and `does not serve`, so
+/// keep them.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum CannotServe {
+    /// This machine lacks what the model needs: another OS, too old a kernel, or a policy
+    /// (`kernel.io_uring_disabled`, a seccomp profile) that refuses it.
+    #[error("{model} is unavailable here: {why}")]
+    Unavailable { model: Model, why: String },
+    /// The model does not serve this protocol, by design; its lesson says why.
+    #[error("{model} does not serve {proto}: {why}")]
+    Refuses { model: Model, proto: crate::proto::Proto, why: String },
+}
 
 crate::spelled_by_clap!(Model, "model");

@@ -21,6 +21,19 @@ use servers::{Model, Proto, ServerConfig, Shutdown};
 /// How long any single read or write may take before a test fails.
 pub const TIMEOUT: Duration = Duration::from_secs(20);
 
+/// Whether `model` cannot run on this machine at all (io_uring refused, say): the test is then
+/// skipped, and says why on stderr (`cargo test -- --nocapture` shows it). A protocol a model
+/// refuses by design is not skipped here: its own test asserts the refusal.
+pub fn unavailable_here(model: Model) -> bool {
+    match model.check(&ServerConfig::new(Proto::EchoLine)) {
+        Err(why @ servers::CannotServe::Unavailable { .. }) => {
+            eprintln!("skipped: {why}");
+            true
+        }
+        _ => false,
+    }
+}
+
 /// A server running on a thread of this test process.
 pub struct TestServer {
     pub addr: SocketAddr,
@@ -194,7 +207,9 @@ macro_rules! cases {
         $crate::cases!([$($module)*], $args $(, $rest)*);
     };
     ([$($module:tt)*], $args:tt $(,)?) => {};
-    (@call [$($module:tt)*] $name:ident ($($arg:expr),* $(,)?)) => {
-        $($module)*::$name($($arg),*)
+    (@call [$($module:tt)*] $name:ident ($model:expr $(, $arg:expr)* $(,)?)) => {
+        if !$crate::support::unavailable_here($model) {
+            $($module)*::$name($model $(, $arg)*)
+        }
     };
 }

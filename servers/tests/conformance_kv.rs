@@ -479,6 +479,7 @@ macro_rules! kv_cases_for {
     (blocking $variant:ident) => { kv_cases_for!(one_thread blocking $variant); };
     (reactor $variant:ident) => { kv_cases_for!(one_thread reactor $variant); };
     (executor $variant:ident) => { kv_cases_for!(one_thread executor $variant); };
+    (io_uring $variant:ident) => { kv_cases_for!(one_thread io_uring $variant); };
     ($module:ident $variant:ident) => { kv_cases_for!(threaded $module $variant); };
 }
 

@@ -212,27 +212,8 @@ impl<S: Store> Conn<S> {
     /// Serve the `n` bytes just read into the shared buffer, leaving the replies in `io.out`.
     pub fn consume(&mut self, n: usize, io: &mut SharedIo) {
         let data = &io.read_buf[..n];
-        let served = if self.pending_in.is_empty() {
-            // The common case: serve straight from the shared buffer, copy only a partial tail.
-            let served = self.session.serve(data, &mut io.out);
-            let tail = &data[served.consumed..];
-            if !tail.is_empty() && !served.close {
-                self.pending_in = io.pool.take();
-                self.pending_in.extend_from_slice(tail);
-            }
-            served
-        } else {
-            self.pending_in.extend_from_slice(data);
-            let served = self.session.serve(&self.pending_in, &mut io.out);
-            self.pending_in.drain(..served.consumed);
-            if self.pending_in.is_empty() {
-                io.pool.give(std::mem::take(&mut self.pending_in));
-            }
-            served
-        };
-        if served.close {
+        if serve_input(&mut self.session, &mut self.pending_in, data, &mut io.out, &mut io.pool) {
             self.phase = Phase::Failing;
-            io.pool.give(std::mem::take(&mut self.pending_in));
         }
     }
 
@@ -349,6 +330,37 @@ impl<S: Store> Conn<S> {
         }
         Ok(())
     }
+}
+
+/// Serve `data`, which follows whatever part of a request `pending_in` holds, appending the
+/// replies to `out`; returns true if the peer broke the protocol (the conversation ends after
+/// `out`). The common case serves straight from `data` and copies only an unfinished tail into
+/// `pending_in`, a buffer borrowed from `pool` only while it holds something.
+pub fn serve_input<S: Store>(
+    session: &mut Session<S>,
+    pending_in: &mut Vec<u8>,
+    data: &[u8],
+    out: &mut Vec<u8>,
+    pool: &mut BufferPool,
+) -> bool {
+    let served = if pending_in.is_empty() {
+        let served = session.serve(data, out);
+        let tail = &data[served.consumed..];
+        if !tail.is_empty() && !served.close {
+            *pending_in = pool.take();
+            pending_in.extend_from_slice(tail);
+        }
+        served
+    } else {
+        pending_in.extend_from_slice(data);
+        let served = session.serve(pending_in, out);
+        pending_in.drain(..served.consumed);
+        served
+    };
+    if pending_in.is_empty() || served.close {
+        pool.give(std::mem::take(pending_in));
+    }
+    served.close
 }
 
 /// Accept every waiting connection (edge-triggered: until `WouldBlock`), handing each to

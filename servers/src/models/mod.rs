@@ -48,6 +48,8 @@ macro_rules! for_each_model {
             executor => Executor,
             /// one reactor per core; connections spread by SO_REUSEPORT or handed off, never moved
             multi_reactor => MultiReactor,
+            /// completion instead of readiness: the kernel owns the buffer while the I/O runs
+            io_uring => IoUring + check,
         }
     };
 }

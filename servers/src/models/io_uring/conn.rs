@@ -1,0 +1,106 @@
+//! One connection of the io_uring loop: what it keeps between completions, and which of its
+//! buffers the kernel holds right now.
+//!
+//! The reactor's connection ([`crate::conn::nonblocking`]) owns its buffers outright: between
+//! two events, nobody else touches them. Here the kernel does, while an operation runs, and the
+//! borrow checker cannot see that: once `Send` is submitted with a pointer into
+//! [`Outgoing::buf`], nothing may push to that `Vec` (a reallocation would leave the kernel
+//! reading freed memory) nor drop it, until the completion comes back. The discipline is
+//! written down as `armed` flags: a buffer is touched only while its operation is not armed,
+//! and a connection leaves the slab only when neither is (see `Loop::finish_close`).
+
+use std::net::TcpStream;
+
+use crate::conn::nonblocking::{BufferPool, Phase};
+use crate::proto::chat::MemberId;
+use crate::proto::outbox::Outbox;
+use crate::session::Session;
+
+/// Bytes handed to the kernel to send.
+#[derive(Default)]
+pub struct Outgoing {
+    /// While `armed`, the kernel reads from here: no push, no drop.
+    pub buf: Vec<u8>,
+    /// How much of `buf` the kernel has sent (a send may be short).
+    pub sent: usize,
+    /// A `Send` of `buf[sent..]` is in flight.
+    pub armed: bool,
+}
+
+impl Outgoing {
+    pub fn unsent(&self) -> &[u8] {
+        &self.buf[self.sent..]
+    }
+}
+
+/// One client's state between completions.
+pub struct Conn<S> {
+    pub socket: TcpStream,
+    pub session: Session<S>,
+    pub phase: Phase,
+    /// Tells this connection apart from a later one in the same slab slot, for the timers.
+    pub serial: u64,
+    /// Bytes of a request that arrived only in part (no allocation while empty).
+    pub pending_in: Vec<u8>,
+    /// What the kernel is sending.
+    pub outgoing: Outgoing,
+    /// Replies produced while a send was in flight; they go out when it completes.
+    pub queued: Vec<u8>,
+    /// A `Recv` is in flight: the kernel will pick a buffer from the ring when bytes arrive.
+    pub recv_armed: bool,
+    /// Receiving stopped: output passed the high-water mark (or no buffer was free).
+    pub recv_paused: bool,
+    /// The connection is to be closed once nothing of it is in flight.
+    pub closing: bool,
+    /// `chat` only: this connection as a member of the room.
+    pub member: Option<Box<Member>>,
+}
+
+/// One connection as a member of the chat room.
+pub struct Member {
+    pub id: MemberId,
+    /// What the others said, not yet handed to the kernel; bounded (see `proto::outbox`).
+    pub outbox: Outbox,
+    /// Receives what the others say. False once it left or was dropped.
+    pub in_room: bool,
+    /// Listed in the room's dirty list already.
+    pub dirty: bool,
+}
+
+impl<S> Conn<S> {
+    pub fn new(socket: TcpStream, session: Session<S>, serial: u64) -> Conn<S> {
+        Conn {
+            socket,
+            session,
+            phase: Phase::Open,
+            serial,
+            pending_in: Vec::new(),
+            outgoing: Outgoing::default(),
+            queued: Vec::new(),
+            recv_armed: false,
+            recv_paused: false,
+            closing: false,
+            member: None,
+        }
+    }
+
+    /// Output not yet acknowledged by a send completion: what the kernel is sending plus what
+    /// waits behind it (for a member, its outbox).
+    pub fn unsent_len(&self) -> usize {
+        let outbox = self.member.as_ref().map_or(0, |m| m.outbox.len());
+        self.outgoing.unsent().len() + self.queued.len() + outbox
+    }
+
+    /// Nothing in flight: the slot may be freed.
+    pub fn idle_in_kernel(&self) -> bool {
+        !self.recv_armed && !self.outgoing.armed
+    }
+
+    /// Give every buffer back to the pool; the kernel holds none of them (`idle_in_kernel`).
+    pub fn release_buffers(&mut self, pool: &mut BufferPool) {
+        debug_assert!(self.idle_in_kernel());
+        pool.give(std::mem::take(&mut self.pending_in));
+        pool.give(std::mem::take(&mut self.outgoing.buf));
+        pool.give(std::mem::take(&mut self.queued));
+    }
+}

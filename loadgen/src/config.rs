@@ -124,6 +124,11 @@ pub struct RunConfig {
     pub kv_get_ratio: f64,
     /// `kv`: keys over all connections; each connection owns `kv_keys / conns` of them.
     pub kv_keys: u64,
+    /// Every request on a connection of its own (`--conn-per-request`): connect, send one
+    /// request, read and check its reply, close, and start over; `conns` such loops run at
+    /// once. What is measured is then mostly the cost of a new connection (see
+    /// [`crate::engine::churn`]).
+    pub conn_per_request: bool,
     /// Print a progress line on stderr once a second.
     #[serde(skip)]
     pub progress: bool,
@@ -159,6 +164,7 @@ impl RunConfig {
             spin: DEFAULT_SPIN,
             kv_get_ratio: DEFAULT_KV_GET_RATIO,
             kv_keys: DEFAULT_KV_KEYS,
+            conn_per_request: false,
             progress: false,
             phase_markers: false,
         }
@@ -204,8 +210,29 @@ impl RunConfig {
                 return invalid("--kv-keys must be at most 10000000");
             }
         }
+        if self.conn_per_request {
+            return self.validate_conn_per_request();
+        }
         if self.protocol == ProtocolKind::Chat {
             return self.validate_chat();
+        }
+        Ok(())
+    }
+
+    /// What `--conn-per-request` needs beyond the rest (see [`crate::engine::churn`]).
+    fn validate_conn_per_request(&self) -> Result<(), ConfigError> {
+        let invalid = |why: &str| Err(ConfigError::Invalid(why.to_owned()));
+        if !matches!(self.protocol, ProtocolKind::EchoLine | ProtocolKind::EchoFrame | ProtocolKind::Http) {
+            return invalid(
+                "--conn-per-request works with echo-line, echo-frame and http: kv and chat keep state \
+                 across a connection's requests",
+            );
+        }
+        if self.depth != 1 {
+            return invalid("--conn-per-request sends one request per connection: --depth must be 1");
+        }
+        if self.pacing != Pacing::Closed {
+            return invalid("--conn-per-request runs closed loop only: leave out --rate");
         }
         Ok(())
     }
@@ -266,5 +293,25 @@ mod tests {
         cfg.threads = 1;
         cfg.pacing = Pacing::Open { rate: f64::NAN };
         assert!(cfg.validate().unwrap_err().to_string().contains("--rate"));
+    }
+
+    #[test]
+    fn conn_per_request_fits_the_request_reply_protocols_closed_loop_at_depth_1() {
+        let addr: SocketAddr = "127.0.0.1:1".parse().unwrap();
+        for proto in [ProtocolKind::EchoLine, ProtocolKind::EchoFrame, ProtocolKind::Http] {
+            let mut cfg = RunConfig::new(addr, proto);
+            cfg.conn_per_request = true;
+            assert_eq!(cfg.validate(), Ok(()), "{proto}");
+        }
+        let mut cfg = RunConfig::new(addr, ProtocolKind::Kv);
+        cfg.conn_per_request = true;
+        assert!(cfg.validate().unwrap_err().to_string().contains("kv and chat"));
+        let mut cfg = RunConfig::new(addr, ProtocolKind::EchoLine);
+        cfg.conn_per_request = true;
+        cfg.depth = 2;
+        assert!(cfg.validate().unwrap_err().to_string().contains("--depth must be 1"));
+        cfg.depth = 1;
+        cfg.pacing = Pacing::Open { rate: 100.0 };
+        assert!(cfg.validate().unwrap_err().to_string().contains("leave out --rate"));
     }
 }

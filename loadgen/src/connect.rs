@@ -26,8 +26,15 @@ pub struct Opened {
 
 /// Opens `cfg.conns` working and `cfg.idle_conns` idle connections to `cfg.addr`.
 pub fn open_all(cfg: &RunConfig) -> Result<Opened, RunError> {
+    open(cfg, cfg.conns)
+}
+
+/// Opens `working` working and `cfg.idle_conns` idle connections to `cfg.addr`.
+/// `--conn-per-request` opens its own connections as it goes, and asks for one working
+/// connection here only to learn that something listens (and closes it again).
+pub fn open(cfg: &RunConfig, working: usize) -> Result<Opened, RunError> {
     let mut opened = Opened::default();
-    let total = cfg.conns + cfg.idle_conns;
+    let total = working + cfg.idle_conns;
     for n in 0..total {
         let stream = match TcpStream::connect_timeout(&cfg.addr, cfg.timeout) {
             Ok(stream) => stream,
@@ -66,7 +73,7 @@ pub fn open_all(cfg: &RunConfig) -> Result<Opened, RunError> {
             opened.first_error.get_or_insert_with(|| format!("connection {n}: TCP_NODELAY: {e}"));
             continue;
         }
-        if opened.working.len() < cfg.conns {
+        if opened.working.len() < working {
             // Ids are dense (0..conns) even if some connects failed: they pick the
             // connection's slots in the open-loop timetable and the high bits of its sequence
             // numbers.

@@ -13,7 +13,9 @@
 //! - [`proto`]: the client side of each protocol, behind the [`proto::ClientProtocol`] trait.
 //! - [`chat`]: chat mode, which is not request/response and has its own small driver.
 //! - `connect`: opens all connections before the clock starts.
-//! - [`engine`]: per-thread mio event loops, pacing, timeouts, recording.
+//! - [`engine`]: per-thread mio event loops, pacing, timeouts, recording; `--conn-per-request`
+//!   has a loop of its own there ([`engine::churn`]), and [`ports`] says how many new
+//!   connections per second the client's ephemeral ports allow.
 //! - `run`: one measurement end to end; `watch`: what the main thread does meanwhile.
 //! - [`report`]: what a run found ([`RunReport`], [`Counts`]).
 //! - [`export`]: the human table, `--json`, `--hgrm`.
@@ -26,6 +28,7 @@ pub mod engine;
 mod error;
 pub mod export;
 pub mod payload;
+pub mod ports;
 pub mod proto;
 pub mod report;
 mod run;

@@ -100,6 +100,14 @@ struct RunArgs {
     /// so it knows what every GET must return.
     #[arg(long, default_value_t = loadgen::config::DEFAULT_KV_KEYS)]
     kv_keys: u64,
+    /// A new connection for every request: each of --conns clients connects, sends one request,
+    /// reads and checks the reply, closes, and starts over (closed loop, --depth 1). Measures
+    /// what a connection costs the server; latency counts from the start of the connect.
+    /// echo-line and echo-frame: loadgen closes first (TIME_WAIT on its side; see the README
+    /// on tcp_tw_reuse and running out of ports); http: each request says `Connection: close`
+    /// and the server must close after its reply.
+    #[arg(long)]
+    conn_per_request: bool,
 }
 
 fn main() -> ExitCode {
@@ -163,6 +171,7 @@ fn to_config(args: &RunArgs) -> anyhow::Result<RunConfig> {
     cfg.spin = args.spin;
     cfg.kv_get_ratio = args.kv_get_ratio;
     cfg.kv_keys = args.kv_keys;
+    cfg.conn_per_request = args.conn_per_request;
     cfg.progress = std::io::stderr().is_terminal();
     // A script reads stderr instead: tell it when the measured phase starts and ends.
     cfg.phase_markers = !cfg.progress;

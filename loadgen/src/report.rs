@@ -92,6 +92,56 @@ impl Counts {
     }
 }
 
+/// `--conn-per-request`: how the new connections went. Every failed connect is also counted in
+/// [`Counts::connect_errors`] (so it decides the exit status); here it is sorted by cause.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Connects {
+    /// Connections established for requests of the measured phase (not an error).
+    pub opened: u64,
+    /// Connects refused (`ECONNREFUSED`: nothing listening, or the server's backlog said no).
+    pub refused: u64,
+    /// Connects not established within `--timeout` (a full listen backlog drops the SYN, and
+    /// the client retries it after 1 s, 3 s, …).
+    pub timed_out: u64,
+    /// Connects that found no free local port (`EADDRNOTAVAIL`): loadgen's ephemeral ports
+    /// were all in use or in TIME_WAIT (see [`crate::ports`]).
+    pub no_local_port: u64,
+    /// Connects that failed in any other way.
+    pub other: u64,
+}
+
+impl Connects {
+    /// Adds `other` field by field.
+    pub fn add(&mut self, other: &Connects) {
+        self.opened += other.opened;
+        self.refused += other.refused;
+        self.timed_out += other.timed_out;
+        self.no_local_port += other.no_local_port;
+        self.other += other.other;
+    }
+
+    /// Each cause of failure with its name in the summary.
+    pub fn errors(&self) -> [(&'static str, u64); 4] {
+        [
+            ("refused", self.refused),
+            ("timed out", self.timed_out),
+            ("no local port", self.no_local_port),
+            ("other", self.other),
+        ]
+    }
+}
+
+/// What a `--conn-per-request` run adds to the report.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Churn {
+    /// The new connections and the failed connects, by cause.
+    pub connects: Connects,
+    /// The ephemeral-port settings the run had, read before it started.
+    pub ports: crate::ports::PortBudget,
+    /// Who closes each connection first: the server (HTTP's `Connection: close`), else loadgen.
+    pub server_closes: bool,
+}
+
 /// The usual summary points of a latency histogram, in nanoseconds.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct Percentiles {
@@ -166,6 +216,8 @@ pub struct RunReport {
     /// Open loop only, in nanoseconds: request *due* → last byte of its reply (coordinated
     /// omission corrected).
     pub corrected: Option<Histogram<u64>>,
+    /// `--conn-per-request` only: the connections opened and the connects that failed.
+    pub churn: Option<Churn>,
 }
 
 impl RunReport {
@@ -207,6 +259,12 @@ impl RunReport {
     /// in closed loop.
     pub fn headline(&self) -> &Histogram<u64> {
         self.corrected.as_ref().unwrap_or(&self.service_time)
+    }
+
+    /// `--conn-per-request`: connections established per second of the measured phase (each
+    /// carried one request, so this is close to [`RunReport::achieved_rate`]).
+    pub fn connect_rate(&self) -> Option<f64> {
+        self.churn.map(|c| c.connects.opened as f64 / self.measured().as_secs_f64())
     }
 
     /// loadgen's CPU time (user + system) per measured reply.

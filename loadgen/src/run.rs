@@ -7,13 +7,15 @@ use std::sync::atomic::AtomicU64;
 
 use crate::config::{ProtocolKind, RunConfig};
 use crate::connect::{self, Opened};
+use crate::engine::churn::Churn;
 use crate::engine::clock::Clock;
 use crate::engine::worker::Worker;
 use crate::engine::{Plan, Tally};
 use crate::error::RunError;
 use crate::payload::PayloadPool;
+use crate::ports::PortBudget;
 use crate::proto::{ClientProtocol, EchoFrame, EchoLine, Http, Kv};
-use crate::report::RunReport;
+use crate::report::{Churn as ChurnReport, RunReport};
 use crate::sys;
 use crate::watch::watch;
 
@@ -36,6 +38,14 @@ pub fn run(cfg: &RunConfig) -> Result<RunReport, RunError> {
         return crate::chat::run(cfg);
     }
     let pool = PayloadPool::new(cfg.size, cfg.seed);
+    if cfg.conn_per_request {
+        // `validate` let only these three through.
+        return match cfg.protocol {
+            ProtocolKind::EchoFrame => churn_with(cfg, &EchoFrame::new(pool)),
+            ProtocolKind::Http => churn_with(cfg, &Http::closing(&cfg.addr.to_string())),
+            _ => churn_with(cfg, &EchoLine::new(pool)),
+        };
+    }
     // Dispatch once, here: the engine is generic over the protocol, so each protocol gets its
     // own monomorphised hot loop and the engine never names a concrete protocol.
     match cfg.protocol {
@@ -109,5 +119,68 @@ fn run_with<P: ClientProtocol>(cfg: &RunConfig, proto: &P) -> Result<RunReport, 
         first_error,
         service_time: total.service,
         corrected: total.corrected,
+        churn: None,
+    })
+}
+
+/// `--conn-per-request`: slots that each open a connection per request (see
+/// [`crate::engine::churn`]), dealt round-robin to the threads.
+fn churn_with<P: ClientProtocol>(cfg: &RunConfig, proto: &P) -> Result<RunReport, RunError> {
+    let ports = PortBudget::read();
+    // One connection first, closed again at once: a server that is not there is a one-line
+    // error before the clock starts, as in the other modes. Idle connections are held as usual.
+    let Opened { working, idle, errors: connect_errors, first_error: connect_error } = connect::open(cfg, 1)?;
+    drop(working);
+
+    let clock = Clock::start();
+    let plan = Plan::new(cfg, cfg.conns);
+    let threads = cfg.threads;
+    let max_request = cfg.size.max + 256;
+    let progress: Vec<AtomicU64> = (0..threads).map(|_| AtomicU64::new(0)).collect();
+    let (tallies, cpu) = std::thread::scope(|scope| {
+        let handles: Vec<_> = progress
+            .iter()
+            .enumerate()
+            .map(|(n, counter)| {
+                let ids: Vec<u64> = (n..cfg.conns).step_by(threads).map(|id| id as u64).collect();
+                std::thread::Builder::new().name(format!("loadgen-{n}")).spawn_scoped(scope, move || {
+                    Churn::new(proto, plan, clock, cfg.addr, ids, max_request, counter)?.run()
+                })
+            })
+            .collect();
+        let all_done = || handles.iter().all(|h| h.as_ref().map_or(true, |h| h.is_finished()));
+        let cpu = watch(cfg, clock, &plan, &progress, all_done);
+        let mut tallies = Vec::with_capacity(handles.len());
+        for handle in handles {
+            let handle = handle.map_err(RunError::Engine)?;
+            match handle.join() {
+                Ok(tally) => tallies.push(tally.map_err(RunError::Engine)?),
+                Err(_) => return Err(RunError::WorkerPanicked),
+            }
+        }
+        Ok::<_, RunError>((tallies, cpu))
+    })?;
+
+    let mut total = Tally::new(false);
+    for tally in tallies {
+        total.merge(tally);
+    }
+    total.counts.connect_errors += connect_errors;
+    let idle_closed = connect::count_closed_idle(&idle);
+    total.counts.idle_closed += idle_closed;
+    let idle_error = (idle_closed > 0)
+        .then(|| format!("{idle_closed} of {} idle connections were closed by the server", idle.len()));
+    let first_error = connect_error.or(total.first_error).or(idle_error);
+    Ok(RunReport {
+        config: cfg.clone(),
+        conns_opened: cfg.conns,
+        idle_opened: idle.len(),
+        counts: total.counts,
+        cpu,
+        spun: total.spun,
+        first_error,
+        service_time: total.service,
+        corrected: None,
+        churn: Some(ChurnReport { connects: total.connects, ports, server_closes: proto.server_closes() }),
     })
 }

@@ -54,6 +54,7 @@ pub(crate) fn run(cfg: &RunConfig) -> Result<RunReport, RunError> {
         first_error: tally.first_error,
         service_time: tally.service,
         corrected: tally.corrected,
+        churn: None,
     };
     if conns_opened < 2 {
         tally.note_error(|| "a room needs at least two members".to_owned());

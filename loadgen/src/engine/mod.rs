@@ -15,7 +15,9 @@
 //! - [`conn`]: one connection's buffers and in-flight requests.
 //! - [`tally`]: what a thread counted and recorded.
 //! - [`worker`]: the event loop that ties them together.
+//! - [`churn`]: `--conn-per-request`'s event loop, which opens a connection per request.
 
+pub mod churn;
 pub mod clock;
 pub(crate) mod conn;
 pub mod tally;

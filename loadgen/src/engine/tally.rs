@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use hdrhistogram::Histogram;
 
-use crate::report::Counts;
+use crate::report::{Connects, Counts};
 
 /// Highest latency a histogram holds: one hour in nanoseconds. Anything slower is clamped (and
 /// long since a timeout).
@@ -35,6 +35,9 @@ pub struct Tally {
     /// Measured-phase time spent spinning for a near deadline instead of sleeping (see
     /// `engine::waiter`): CPU used, but not work.
     pub spun: Duration,
+    /// `--conn-per-request`: connections opened and connects failed, by cause (see
+    /// `engine::churn`); all zero otherwise.
+    pub connects: Connects,
 }
 
 impl Tally {
@@ -46,6 +49,7 @@ impl Tally {
             corrected: open_loop.then(latency_histogram),
             first_error: None,
             spun: Duration::ZERO,
+            connects: Connects::default(),
         }
     }
 
@@ -86,6 +90,7 @@ impl Tally {
     /// Adds another thread's tally into this one.
     pub fn merge(&mut self, other: Tally) {
         self.counts.add(&other.counts);
+        self.connects.add(&other.connects);
         self.spun += other.spun;
         // Every histogram is made by `latency_histogram`, with the same bounds, so adding can
         // never run out of range; a failure here would be a bug in this file, not in the input.

@@ -15,7 +15,8 @@ use hdrhistogram::serialization::{Serializer as _, V2Serializer};
 use serde::Serialize;
 
 use crate::config::{ProtocolKind, RunConfig};
-use crate::report::{Counts, Percentiles, RunReport};
+use crate::ports::PortBudget;
+use crate::report::{Connects, Counts, Percentiles, RunReport};
 
 /// Version of the document layout below.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -40,6 +41,24 @@ struct Document<'a> {
     latency_measures: &'static str,
     percentiles: Pair<Option<Percentiles>>,
     histograms: Histograms,
+    conn_per_request: Option<ChurnDoc<'a>>,
+}
+
+/// `--conn-per-request`: the new connections, the failed connects by cause, and the ports.
+#[derive(Serialize)]
+struct ChurnDoc<'a> {
+    #[serde(flatten)]
+    connects: &'a Connects,
+    per_second: f64,
+    closes_first: &'static str,
+    ports: PortsDoc<'a>,
+}
+
+#[derive(Serialize)]
+struct PortsDoc<'a> {
+    #[serde(flatten)]
+    settings: &'a PortBudget,
+    sustainable_per_second: Option<f64>,
 }
 
 #[derive(Serialize)]
@@ -103,6 +122,7 @@ pub fn to_json(report: &RunReport) -> io::Result<String> {
             ProtocolKind::Chat => {
                 "fan-out: a message's write to its read by each other member (one value per delivery)"
             }
+            _ if report.churn.is_some() => "the start of a request's connect to the last byte of its reply",
             _ => "a request's write to the last byte of its reply",
         },
         percentiles: Pair {
@@ -116,6 +136,15 @@ pub fn to_json(report: &RunReport) -> io::Result<String> {
                 corrected: corrected.map(encode_histogram).transpose()?,
             },
         },
+        conn_per_request: report.churn.as_ref().map(|churn| ChurnDoc {
+            connects: &churn.connects,
+            per_second: report.connect_rate().unwrap_or(0.0),
+            closes_first: if churn.server_closes { "server" } else { "client" },
+            ports: PortsDoc {
+                settings: &churn.ports,
+                sustainable_per_second: churn.ports.sustainable_rate(report.config.addr.ip()),
+            },
+        }),
     };
     let mut text = serde_json::to_string_pretty(&doc).map_err(io::Error::other)?;
     text.push('\n');
@@ -164,6 +193,7 @@ mod tests {
             first_error: None,
             service_time,
             corrected: Some(corrected),
+            churn: None,
         }
     }
 
@@ -191,6 +221,36 @@ mod tests {
             let back: Histogram<u64> = Deserializer::new().deserialize(&mut &bytes[..]).unwrap();
             assert_eq!(&back, original, "{key} must round-trip");
         }
+    }
+
+    #[test]
+    fn conn_per_request_adds_connections_failed_connects_and_ports() {
+        use crate::report::Churn;
+        let mut report = report();
+        assert!(serde_json::from_str::<serde_json::Value>(&to_json(&report).unwrap()).unwrap()["conn_per_request"]
+            .is_null());
+        report.config.pacing = Pacing::Closed;
+        report.config.conn_per_request = true;
+        report.corrected = None;
+        let ports = PortBudget {
+            tcp_tw_reuse: Some(2),
+            tcp_tw_reuse_delay_ms: Some(1000),
+            local_port_range: Some((32768, 60999)),
+        };
+        let connects = Connects { opened: 40, refused: 1, no_local_port: 2, ..Connects::default() };
+        report.churn = Some(Churn { connects, ports, server_closes: false });
+        let doc: serde_json::Value = serde_json::from_str(&to_json(&report).unwrap()).unwrap();
+        assert_eq!(doc["settings"]["conn_per_request"], true);
+        let churn = &doc["conn_per_request"];
+        assert_eq!(churn["opened"], 40);
+        assert_eq!(churn["per_second"], 40.0 / report.measured().as_secs_f64());
+        assert_eq!((churn["refused"].as_u64(), churn["timed_out"].as_u64()), (Some(1), Some(0)));
+        assert_eq!(churn["no_local_port"], 2);
+        assert_eq!(churn["closes_first"], "client");
+        assert_eq!(churn["ports"]["tcp_tw_reuse"], 2);
+        assert_eq!(churn["ports"]["local_port_range"], serde_json::json!([32768, 60999]));
+        assert_eq!(churn["ports"]["sustainable_per_second"], 28_232.0, "127.0.0.1 reuses ports after 1 s");
+        assert_eq!(doc["latency_measures"], "the start of a request's connect to the last byte of its reply");
     }
 
     #[test]

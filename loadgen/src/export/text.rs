@@ -5,7 +5,7 @@ use std::fmt::Write;
 
 use super::{grouped, human_ns};
 use crate::config::{Pacing, ProtocolKind};
-use crate::report::{Percentiles, RunReport};
+use crate::report::{Churn, Percentiles, RunReport};
 
 /// Above this share of its threads' CPU, loadgen warns that it may be the bottleneck.
 const BUSY_GENERATOR: f64 = 0.9;
@@ -18,6 +18,7 @@ pub fn summary(report: &RunReport) -> String {
     let cfg = &report.config;
     let mut out = String::new();
     let pacing = match cfg.pacing {
+        Pacing::Closed if cfg.conn_per_request => "closed loop, a new connection per request".to_owned(),
         Pacing::Closed => format!("closed loop, depth {}", cfg.depth),
         Pacing::Open { rate } => format!("open loop at {} req/s, depth {}", grouped(rate as u64), cfg.depth),
     };
@@ -67,6 +68,9 @@ pub fn summary(report: &RunReport) -> String {
         report.measured().as_secs_f64(),
         grouped(report.achieved_rate().round() as u64),
     );
+    if let Some(churn) = &report.churn {
+        churn_lines(&mut out, report, churn);
+    }
     rate_and_errors(&mut out, report, ("req/s", "requests"), "every reply checked byte for byte");
 
     if cfg.verify {
@@ -75,6 +79,50 @@ pub fn summary(report: &RunReport) -> String {
 
     cpu_lines(&mut out, report, "request", "give it a CPU of its own, or more --threads on more CPUs");
     out
+}
+
+/// Above this share of what the ephemeral ports allow, loadgen warns that `connect()` is
+/// getting close to running out of them.
+const PORTS_SCARCE: f64 = 0.5;
+
+/// `--conn-per-request`: connections per second, who closes first, the ports, failed connects.
+fn churn_lines(out: &mut String, report: &RunReport, churn: &Churn) {
+    let cfg = &report.config;
+    let c = &churn.connects;
+    let rate = report.connect_rate().unwrap_or(0.0);
+    let closer = if churn.server_closes {
+        "the server closes first (Connection: close), so TIME_WAIT is on its side"
+    } else {
+        "loadgen closes first, so TIME_WAIT is on its side"
+    };
+    let _ = writeln!(
+        out,
+        "connections {} opened = {} conn/s, one request each; {closer}",
+        grouped(c.opened),
+        grouped(rate.round() as u64),
+    );
+    let budget = churn.ports.sustainable_rate(cfg.addr.ip());
+    let sustainable =
+        budget.map(|r| format!(": about {} new conn/s sustainable", grouped(r as u64))).unwrap_or_default();
+    let _ = writeln!(out, "  ports     {}{sustainable}", churn.ports.describe());
+    let failed: Vec<String> = c
+        .errors()
+        .iter()
+        .filter(|(_, n)| *n > 0)
+        .map(|(name, n)| format!("{} {name}", grouped(*n)))
+        .collect();
+    if !failed.is_empty() {
+        let _ = writeln!(out, "  connects failed: {}", failed.join(", "));
+    }
+    if let Some(budget) = budget.filter(|b| !churn.server_closes && rate > PORTS_SCARCE * b) {
+        let _ = writeln!(
+            out,
+            "  warning: {} conn/s is more than half of what loadgen's ephemeral ports sustain ({}/s); \
+             connect() slows down as free ports get scarce, then fails",
+            grouped(rate.round() as u64),
+            grouped(budget as u64)
+        );
+    }
 }
 
 /// loadgen's own CPU use, and a warning if it was the busy side.
@@ -185,6 +233,12 @@ fn latency_table(out: &mut String, report: &RunReport) {
                 "  (from due time counts queueing behind a slow reply, as a user would see it;\n   service time is write to last byte of the reply)"
             );
         }
+        None if report.churn.is_some() => {
+            let _ = writeln!(out, "latency     start of the connect to last byte of the reply");
+            for (label, value) in service.rows() {
+                let _ = writeln!(out, "  {label:<9} {:>14}", human_ns(value));
+            }
+        }
         None => {
             let _ = writeln!(out, "latency     write to last byte of the reply");
             for (label, value) in service.rows() {
@@ -252,6 +306,7 @@ mod tests {
             first_error: Some("connection 0 at 1.000 s: something".into()),
             corrected: open.then(|| service_time.clone()),
             service_time,
+            churn: None,
         }
     }
 
@@ -263,6 +318,39 @@ mod tests {
         {
             assert!(text.contains(needle), "missing {needle:?} in\n{text}");
         }
+    }
+
+    #[test]
+    fn conn_per_request_says_connections_per_second_ports_and_failed_connects() {
+        use crate::ports::PortBudget;
+        use crate::report::Connects;
+        let mut r = report(false);
+        r.config.conn_per_request = true;
+        let ports = PortBudget {
+            tcp_tw_reuse: Some(0),
+            tcp_tw_reuse_delay_ms: None,
+            local_port_range: Some((32768, 60999)),
+        };
+        let connects = Connects { opened: 9_000, refused: 2, timed_out: 1, ..Connects::default() };
+        r.churn = Some(Churn { connects, ports, server_closes: false });
+        let text = summary(&r);
+        for needle in [
+            "closed loop, a new connection per request",
+            "connections 9,000 opened = 900 conn/s, one request each; loadgen closes first",
+            "ports     tcp_tw_reuse=0 (never), 28232 ports (32768-60999): about 470 new conn/s sustainable",
+            "connects failed: 2 refused, 1 timed out",
+            "warning: 900 conn/s is more than half",
+            "latency     start of the connect to last byte of the reply",
+        ] {
+            assert!(text.contains(needle), "missing {needle:?} in\n{text}");
+        }
+        // The server closing first leaves loadgen's ports free: no warning then.
+        r.churn = Some(Churn { connects, ports, server_closes: true });
+        let text = summary(&r);
+        assert!(text.contains("the server closes first (Connection: close)"), "{text}");
+        assert!(!text.contains("warning: 900 conn/s"), "{text}");
+        // Without --conn-per-request none of it.
+        assert!(!summary(&report(false)).contains("conn/s"));
     }
 
     #[test]

@@ -34,12 +34,26 @@ const MAX_BODY: usize = 64 * 1024;
 pub struct Http {
     /// The request, the same bytes every time: built once, copied per request.
     request: Box<[u8]>,
+    /// The request asks the server to close after its reply (`Connection: close`).
+    closing: bool,
 }
 
 impl Http {
-    /// Requests carry `Host: <host>`, which HTTP/1.1 requires; pass the address as `host:port`.
+    /// Keep-alive requests carrying `Host: <host>`, which HTTP/1.1 requires; pass the address as
+    /// `host:port`.
     pub fn new(host: &str) -> Self {
-        Http { request: format!("GET / HTTP/1.1\r\nHost: {host}\r\n\r\n").into_bytes().into_boxed_slice() }
+        let request = format!("GET / HTTP/1.1\r\nHost: {host}\r\n\r\n");
+        Http { request: request.into_bytes().into_boxed_slice(), closing: false }
+    }
+
+    /// One request per connection (`--conn-per-request`): each request says
+    /// `Connection: close`, HTTP/1.1's way for a client to announce that it sends no more, and
+    /// the server closes after its reply (RFC 9112, section 9.6). The client then waits for
+    /// that close instead of closing first, so the connection ends as HTTP says it should, and
+    /// a server that keeps it open is caught (as a timeout).
+    pub fn closing(host: &str) -> Self {
+        let request = format!("GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+        Http { request: request.into_bytes().into_boxed_slice(), closing: true }
     }
 }
 
@@ -80,6 +94,10 @@ impl ClientProtocol for Http {
 
     fn max_response_len(&self) -> usize {
         MAX_HEAD + MAX_BODY
+    }
+
+    fn server_closes(&self) -> bool {
+        self.closing
     }
 }
 
@@ -158,6 +176,21 @@ mod tests {
         http.encode(http.tag(1), &mut out);
         http.encode(http.tag(2), &mut out);
         assert_eq!(out, b"GET / HTTP/1.1\r\nHost: 127.0.0.1:7000\r\n\r\n".repeat(2));
+    }
+
+    #[test]
+    fn a_closing_request_asks_for_the_close_and_expects_it() {
+        let mut out = Vec::new();
+        let http = Http::closing("127.0.0.1:7000");
+        http.encode(http.tag(1), &mut out);
+        assert_eq!(out, b"GET / HTTP/1.1\r\nHost: 127.0.0.1:7000\r\nConnection: close\r\n\r\n");
+        assert!(http.server_closes());
+        assert!(!Http::new("127.0.0.1:7000").server_closes());
+        // The reply is read and checked the same way.
+        assert_eq!(
+            http.decode(&mut (), OK, http.tag(1), true),
+            Decoded::Complete { len: OK.len(), matches: true }
+        );
     }
 
     #[test]

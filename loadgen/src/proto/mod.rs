@@ -73,4 +73,11 @@ pub trait ClientProtocol: Send + Sync {
     /// The largest response this protocol can legitimately send for the configured workload;
     /// the engine sizes its receive buffers from it so that one response always fits.
     fn max_response_len(&self) -> usize;
+
+    /// With `--conn-per-request`: whether the server closes each connection after its one reply
+    /// (HTTP's `Connection: close`), so the client waits for that close and checks it instead
+    /// of closing first. The echo protocols have no way to ask, so the client closes.
+    fn server_closes(&self) -> bool {
+        false
+    }
 }

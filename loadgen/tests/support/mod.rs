@@ -37,6 +37,8 @@ pub enum Behaviour {
 /// What the server did, for comparing with loadgen's report.
 #[derive(Debug, Default)]
 pub struct Stats {
+    /// Connections accepted.
+    pub connections: AtomicU64,
     /// Replies sent (counted before writing, so all of them once loadgen has read them).
     pub replies: AtomicU64,
     /// Replies that were deliberately corrupted.
@@ -60,6 +62,7 @@ pub fn start(proto: ProtocolKind, behaviour: Behaviour) -> TestServer {
     std::thread::spawn(move || {
         for stream in listener.incoming() {
             let Ok(stream) = stream else { continue };
+            shared.connections.fetch_add(1, Ordering::SeqCst);
             let stats = Arc::clone(&shared);
             std::thread::spawn(move || {
                 // A client that vanishes mid-reply is normal here; nothing to report.
@@ -76,7 +79,13 @@ fn serve(stream: TcpStream, proto: ProtocolKind, behaviour: Behaviour, stats: &S
     let mut writer = BufWriter::with_capacity(64 * 1024, stream);
     let mut message = Vec::with_capacity(70_000);
     let mut sent_here = 0u64;
+    // http: the client asked for the connection to end after this reply.
+    let mut close_after = false;
     loop {
+        if close_after {
+            writer.flush()?;
+            return Ok(()); // dropping both halves closes the connection
+        }
         message.clear();
         let payload_at = match proto {
             ProtocolKind::EchoLine => {
@@ -95,6 +104,7 @@ fn serve(stream: TcpStream, proto: ProtocolKind, behaviour: Behaviour, stats: &S
                     if message[start..] == *b"\r\n" {
                         break;
                     }
+                    close_after |= message[start..].eq_ignore_ascii_case(b"connection: close\r\n");
                 }
                 message.clear();
                 message.extend_from_slice(HTTP_HELLO);

@@ -17,22 +17,28 @@
 #      with --baseline-bin, the reactor against the same reactor built from another commit;
 #   7. kv under unmodified redis-benchmark (-c 50 -t set,get -d 64 -r 100000): the reactor
 #      against redis-server started the same way, then both servers' system calls per request
-#      (strace -c) over one shorter run each.
+#      (strace -c) over one shorter run each;
+#   8. the completion issue: io-uring against the reactor at the same fixed open-loop rate as
+#      part 6: server CPU per request, and system calls per request counted by the kernel's own
+#      tracepoints (perf stat -e raw_syscalls:sys_enter and the calls that matter, over exactly
+#      the measured phase); then both at 10,000 idle connections (as in part 2).
 #
 # Server on CPU 0, clients on CPU 1. Paired measurements alternate (A B A B ...) so drift on a
 # shared machine falls on both sides; each figure is the median of --reps runs.
 #
-# Usage: scripts/check-targets.sh [--reps N] [--duration 5s] [--only 1,2,3,4,5,6,7]
+# Usage: scripts/check-targets.sh [--reps N] [--duration 5s] [--only 1,2,3,4,5,6,7,8]
 #                                 [--baseline-bin PATH]
 #   --baseline-bin   a `server` binary built from another commit (for example with
 #                    `git worktree add /tmp/base COMMIT && cargo build --release` there), which
 #                    part 6 runs as `reactor@base` next to this tree's reactor, alternating
 # Needs: Linux, 2 CPUs, cargo, taskset (util-linux), awk, python3 (to read loadgen's JSON); part 7
-# also redis-server and redis-tools (installed with apt-get if missing) and strace.
+# also redis-server and redis-tools (installed with apt-get if missing) and strace; part 8 perf
+# (linux-perf, installed with apt-get if missing) with tracepoints readable (root, or
+# kernel.perf_event_paranoid <= -1), and io_uring allowed (it says so and skips otherwise).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-reps=5 duration=5s only=1,2,3,4,5,6,7 baseline_bin=
+reps=5 duration=5s only=1,2,3,4,5,6,7,8 baseline_bin=
 while [[ $# -gt 0 ]]; do
     case $1 in
         --baseline-bin) baseline_bin=$2; shift 2 ;;
@@ -61,17 +67,25 @@ server_cpu_ns() { { cat /proc/"$server_pid"/task/*/schedstat 2>/dev/null || true
 server_rss_kib() { awk '/^VmRSS/ {print $2}' /proc/"$server_pid"/status; }
 
 # run_loadgen JSON ARGS...: runs loadgen on CPU 1; sets cpu_ns (server CPU over the measured
-# phase), and rss_kib and threads (the server's when measuring began).
+# phase), and rss_kib and threads (the server's when measuring began). With $perf_events set,
+# also counts those events in the server over the measured phase, into $work/perf.txt.
+perf_events=
 run_loadgen() {
     local json=$1; shift
-    local t0=0 t1=0 line
+    local t0=0 t1=0 line perf_pid=
     rss_kib=0
     while IFS= read -r line; do
         case $line in
             "loadgen: measuring")
                 t0=$(server_cpu_ns) rss_kib=$(server_rss_kib)
-                threads=$(awk '/^Threads/ {print $2}' /proc/"$server_pid"/status) ;;
-            "loadgen: measured") t1=$(server_cpu_ns) ;;
+                threads=$(awk '/^Threads/ {print $2}' /proc/"$server_pid"/status)
+                if [[ -n $perf_events ]]; then
+                    perf stat -x, -e "$perf_events" -p "$server_pid" -o "$work/perf.txt" &
+                    perf_pid=$!
+                fi ;;
+            "loadgen: measured")
+                t1=$(server_cpu_ns)
+                if [[ -n $perf_pid ]]; then kill -INT "$perf_pid"; wait "$perf_pid" || true; fi ;;
             *) echo "  loadgen: $line" >&2 ;;
         esac
     done < <(taskset -c 1 "$loadgen_bin" run --addr "$addr" --proto echo-line --json "$json" "$@" 2>&1 >/dev/null)
@@ -310,6 +324,59 @@ if [[ $only == *7* ]]; then
             awk -v who="$server" '$NF == "total" {print "  " who ": " $4 " system calls for 200,000 requests"}
                 $1 ~ /^[0-9.]+$/ && NF >= 5 && $NF != "total" && $4 + 0 > 20000 {printf "    %-14s %6.2f per request\n", $NF, $4 / 200000}' \
                 "$work/strace.$server"
+        done
+    fi
+fi
+
+if [[ $only == *8* ]]; then
+    rate=60000
+    echo "== 8. io-uring against the reactor at $rate req/s (open loop), echo-line 64 B, 50 connections, $reps x $duration"
+    if ! "$server_bin" --model io-uring --proto echo-line --check 2>"$work/uring.why"; then
+        echo "  skipped: $(cat "$work/uring.why")"
+    else
+        if ! command -v perf >/dev/null; then
+            sudo=()
+            [[ $(id -u) -eq 0 ]] || sudo=(sudo)
+            DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y linux-perf >/dev/null
+        fi
+        for i in $(seq "$reps"); do
+            for model in reactor io-uring; do
+                start_server "$model" echo-line
+                run_loadgen "$work/r8.json" --conns 50 --size 64 --warmup 1s --duration "$duration" --rate "$rate"
+                stop_server
+                n=$(json_field "$work/r8.json" "['counts']['requests']")
+                ach=$(json_field "$work/r8.json" "['achieved_fraction']")
+                echo $((cpu_ns / n)) >>"$work/r8.$model"
+                printf '  %-9s run %d: server CPU %5d ns/req, %5.1f%% of the rate achieved\n' \
+                    "$model" "$i" $((cpu_ns / n)) "$(calc "$ach * 100")"
+            done
+        done
+        ratio=$(paste "$work/r8.io-uring" "$work/r8.reactor" | awk '{print $1 / $2}' | median)
+        printf '  median server CPU per request: reactor %s ns, io-uring %s ns; median ratio io-uring/reactor %.3f (target <= 1.0)\n' \
+            "$(median <"$work/r8.reactor")" "$(median <"$work/r8.io-uring")" "$ratio"
+        # System calls in separate runs: a tracepoint costs time on every call, and the model
+        # with more calls would pay more of it in the CPU figures above. Counted are all calls,
+        # and the ones each loop is made of: epoll_wait, recvfrom and sendto for the reactor
+        # (std's read and write on a socket are recv and send), io_uring_enter for io-uring.
+        calls=(epoll_wait recvfrom sendto io_uring_enter)
+        perf_events=raw_syscalls:sys_enter$(printf ',syscalls:sys_enter_%s' "${calls[@]}")
+        for model in reactor io-uring reactor io-uring; do
+            start_server "$model" echo-line
+            run_loadgen "$work/r8.json" --conns 50 --size 64 --warmup 1s --duration "$duration" --rate "$rate"
+            stop_server
+            n=$(json_field "$work/r8.json" "['counts']['requests']")
+            # perf -x, lines: count,unit,event,...
+            printf '  %-9s system calls per request: %s\n' "$model" \
+                "$(awk -F, -v n="$n" '$3 ~ /sys_enter/ {sub(/.*:(sys_enter_)?/, "", $3); sub(/^sys_enter$/, "all", $3); printf "%s %.3f  ", $3, $1 / n}' "$work/perf.txt")"
+        done
+        perf_events=
+        for model in reactor io-uring; do
+            start_server "$model" echo-line
+            base=$(server_rss_kib)
+            run_loadgen "$work/idle.json" --conns 1 --idle-conns 10000 --warmup 0 --duration 2s --timeout 10s
+            stop_server
+            printf '  %-9s baseline %6d KiB, with 10,000 idle %7d KiB: %6.0f bytes per connection\n' \
+                "$model" "$base" "$rss_kib" "$(calc "($rss_kib - $base) * 1024 / 10000")"
         done
     fi
 fi

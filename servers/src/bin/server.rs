@@ -31,6 +31,11 @@ struct Args {
     /// benchmark suite read the lab's list of models from here.
     #[arg(long, exclusive = true)]
     list_models: bool,
+    /// Only say whether `--model` can serve `--proto` on this machine, then exit: status 0, or
+    /// 1 with the reason on one line (io_uring refused here, a protocol the model does not
+    /// serve). Scripts use it to skip what cannot run instead of failing.
+    #[arg(long)]
+    check: bool,
     /// Concurrency model: how connections are scheduled onto threads.
     #[arg(long, value_enum, required_unless_present = "list_models")]
     model: Option<Model>,
@@ -117,6 +122,9 @@ fn run(args: Args) -> anyhow::Result<()> {
     // A model that cannot serve here (no io_uring, a protocol it refuses) says so in one line
     // before it listens, so that no client ever connects to a server about to exit.
     model.check(&config)?;
+    if args.check {
+        return Ok(());
+    }
     let listener = net::bind(args.addr).with_context(|| format!("cannot listen on {}", args.addr))?;
     let shutdown = Shutdown::new();
     watch_signals(&shutdown)?;

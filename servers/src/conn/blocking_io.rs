@@ -2,9 +2,10 @@
 //! share: an accept loop and a loop that serves one connection with blocking reads and writes.
 //!
 //! Those three models differ *only* in which thread runs [`serve_connection`], so that code lives
-//! here once. A blocking call is the simplest possible I/O: `read` sleeps until bytes arrive,
-//! `write` sleeps until the kernel has room. The thread it runs on can do nothing else meanwhile,
-//! which is exactly what the three models trade in different ways.
+//! here once; `process-per-connection` runs the same loop in a process of its own. A blocking
+//! call is the simplest possible I/O: `read` sleeps until bytes arrive, `write` sleeps until the
+//! kernel has room. The thread it runs on can do nothing else meanwhile, which is exactly what
+//! the three models trade in different ways.
 
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::{Shutdown as Direction, SocketAddr, TcpListener, TcpStream};
@@ -73,18 +74,39 @@ fn connectable(addr: SocketAddr) -> SocketAddr {
     addr
 }
 
+/// What [`serve_connection`] serves: a blocking socket, and a way to learn that the server has
+/// begun draining. The threaded models track their sockets in an [`OpenConnections`] set; a
+/// process serving one connection learns it from a signal instead.
+pub trait Connection {
+    /// The connection's socket.
+    fn socket(&self) -> &TcpStream;
+    /// Has the server begun draining? Checked after every read: the requests read so far are
+    /// answered, then the connection closes.
+    fn is_draining(&self) -> bool;
+}
+
+impl Connection for Tracked<TcpStream> {
+    fn socket(&self) -> &TcpStream {
+        self
+    }
+    fn is_draining(&self) -> bool {
+        Tracked::is_draining(self)
+    }
+}
+
 /// Serve one connection until the peer closes it: read, answer every complete request, write.
 ///
 /// Errors (a reset, a broken pipe) end this connection only; they are returned so the caller
 /// can count them, never to stop the server.
-pub fn serve_connection<S: Store>(stream: &Tracked<TcpStream>, mut session: Session<S>) -> io::Result<()> {
+pub fn serve_connection<S: Store>(conn: &impl Connection, mut session: Session<S>) -> io::Result<()> {
+    let stream = conn.socket();
     // Nagle's algorithm would hold back a small reply until the previous one is acknowledged;
     // for a request/response protocol that adds a round trip's delay to every reply.
     stream.set_nodelay(true)?;
     let mut input = InputBuffer::new(session.max_request_len());
     let mut output = Vec::new();
     loop {
-        let n = match (&**stream).read(input.spare()) {
+        let n = match (&*stream).read(input.spare()) {
             Ok(0) => break, // the peer finished sending, or shutdown stopped our reading
             Ok(n) => n,
             Err(e) if e.kind() == ErrorKind::Interrupted => continue,
@@ -92,13 +114,13 @@ pub fn serve_connection<S: Store>(stream: &Tracked<TcpStream>, mut session: Sess
         };
         input.filled(n);
         let served = input.serve(&mut session, &mut output);
-        (&**stream).write_all(&output)?;
+        (&*stream).write_all(&output)?;
         output.clear();
         if served.close {
             close_after_final_reply(stream);
             return Ok(());
         }
-        if stream.is_draining() {
+        if conn.is_draining() {
             break; // shutdown: what was read is answered; read no more
         }
     }

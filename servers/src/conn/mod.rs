@@ -3,7 +3,7 @@
 //!
 //! | piece | used by | what it is |
 //! | --- | --- | --- |
-//! | [`blocking_io`] | `blocking`, `thread-per-connection`, `thread-pool` | the accept loop and the blocking read-answer-write loop of one connection |
+//! | [`blocking_io`] | `blocking`, `thread-per-connection`, `thread-pool` (the connection loop also `process-per-connection`) | the accept loop and the blocking read-answer-write loop of one connection |
 //! | [`blocking_chat`] | the same three | one chat member served by a reader and a writer thread |
 //! | [`chat_room`] | the same three, and `async` | a locked list of members with bounded mailboxes |
 //! | [`nonblocking`] | `reactor`, `multi-reactor` | one connection of an event loop: non-blocking socket, explicit buffers and phase |

@@ -11,6 +11,11 @@ use crate::store::{DEFAULT_MAX_KEYS, LocalStore, SharedStore, Store, StoreKind};
 /// and four maximal lines of the default `--max-frame`.
 pub const DEFAULT_CHAT_QUEUE: usize = 256 * 1024;
 
+/// The default cap on `process-per-connection`'s children: enough for every experiment of the
+/// lab but the 10,000-connection ones, and far below a typical `pids.max` or `ulimit -u`, so the
+/// cap is met before the kernel refuses a `fork`.
+pub const DEFAULT_MAX_PROCS: usize = 1024;
+
 /// Which tokio scheduler the `async` model uses.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
 pub enum Runtime {
@@ -62,6 +67,9 @@ pub struct ServerConfig {
     pub max_keys: usize,
     /// Bytes a `chat` member may fall behind before it is dropped (see [`crate::proto::outbox`]).
     pub chat_queue: usize,
+    /// Children `process-per-connection` keeps alive at once; while that many are, it accepts
+    /// nothing and new clients wait in the listen backlog.
+    pub max_procs: usize,
 }
 
 impl ServerConfig {
@@ -80,6 +88,7 @@ impl ServerConfig {
             store: StoreKind::default(),
             max_keys: DEFAULT_MAX_KEYS,
             chat_queue: DEFAULT_CHAT_QUEUE,
+            max_procs: DEFAULT_MAX_PROCS,
         }
     }
 

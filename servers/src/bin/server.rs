@@ -85,6 +85,12 @@ struct Args {
     /// come on top of this.
     #[arg(long, default_value_t = servers::config::DEFAULT_CHAT_QUEUE as u64, value_parser = clap::value_parser!(u64).range(1..))]
     chat_queue: u64,
+    /// `process-per-connection`: the most children (one per open connection) alive at once.
+    /// When that many are, the server stops accepting until one exits: new clients are not
+    /// refused but wait in the kernel's listen backlog, unanswered, and a client that connects
+    /// then waits for someone else to leave.
+    #[arg(long, default_value_t = servers::config::DEFAULT_MAX_PROCS as u32, value_parser = clap::value_parser!(u32).range(1..))]
+    max_procs: u32,
 }
 
 fn main() -> ExitCode {
@@ -110,6 +116,7 @@ fn run(args: Args) -> anyhow::Result<()> {
     config.store = args.store;
     config.max_keys = usize::try_from(args.kv_max_keys).context("--kv-max-keys is too large")?;
     config.chat_queue = usize::try_from(args.chat_queue).context("--chat-queue is too large")?;
+    config.max_procs = args.max_procs as usize;
     config.knobs =
         Knobs { work: Duration::from_micros(args.work_us), block: Duration::from_micros(args.block_us) };
     if let Some(threads) = args.threads {

@@ -473,6 +473,17 @@ macro_rules! chat_cases_for {
             lone_member_tests!(Model::$variant);
         }
     };
+    // Each member a process of its own, and no room they could share: the model refuses chat,
+    // and its test asserts the refusal (see the model's lesson).
+    (process_per_connection $variant:ident) => {
+        mod process_per_connection {
+            use super::*;
+            #[test]
+            fn refuses_chat_by_design() {
+                support::process::assert_refuses(Model::$variant, Proto::Chat);
+            }
+        }
+    };
     ($module:ident $variant:ident) => {
         mod $module {
             use super::*;

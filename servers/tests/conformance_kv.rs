@@ -480,6 +480,17 @@ macro_rules! kv_cases_for {
     (reactor $variant:ident) => { kv_cases_for!(one_thread reactor $variant); };
     (executor $variant:ident) => { kv_cases_for!(one_thread executor $variant); };
     (io_uring $variant:ident) => { kv_cases_for!(one_thread io_uring $variant); };
+    // Each connection a process of its own: there is no store they could share, so the model
+    // refuses kv, and its test asserts the refusal (see the model's lesson).
+    (process_per_connection $variant:ident) => {
+        mod process_per_connection {
+            use super::*;
+            #[test]
+            fn refuses_kv_by_design() {
+                support::process::assert_refuses(Model::$variant, Proto::Kv);
+            }
+        }
+    };
     ($module:ident $variant:ident) => { kv_cases_for!(threaded $module $variant); };
 }
 

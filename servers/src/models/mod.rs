@@ -50,6 +50,8 @@ macro_rules! for_each_model {
             multi_reactor => MultiReactor,
             /// completion instead of readiness: the kernel owns the buffer while the I/O runs
             io_uring => IoUring + check,
+            /// a child process per client (fork): real isolation, no shared memory
+            process_per_connection => ProcessPerConnection + check,
         }
     };
 }

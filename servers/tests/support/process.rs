@@ -1,12 +1,14 @@
 //! The `server` binary as a child process: started on port 0, its address read from its first
 //! line, killed if a test fails before it exits.
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
+
+use servers::{CannotServe, Model, Proto, ServerConfig};
 
 /// The binary under test.
 pub const BIN: &str = env!("CARGO_BIN_EXE_server");
@@ -73,4 +75,27 @@ impl Process {
             thread::sleep(Duration::from_millis(10)); // polling a child's exit, not synchronising
         }
     }
+}
+
+/// A model that refuses `proto` by design: its `check` says so, and the `server` binary prints
+/// that as one line on stderr (`... does not serve PROTO: why`) and exits 1 without listening.
+pub fn assert_refuses(model: Model, proto: Proto) {
+    let refusal = model.check(&ServerConfig::new(proto));
+    assert!(matches!(refusal, Err(CannotServe::Refuses { .. })), "{model} must refuse {proto}: {refusal:?}");
+    let child = Command::new(BIN)
+        .args(["--model", &model.to_string(), "--proto", &proto.to_string()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the server binary");
+    // A server that does not refuse would listen for ever: `wait_within` kills it then.
+    let mut process = Process { child };
+    let status = process.wait_within(Duration::from_secs(10));
+    let (mut out, mut err) = (String::new(), String::new());
+    process.child.stdout.take().unwrap().read_to_string(&mut out).unwrap();
+    process.child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    assert_eq!(status.code(), Some(1), "{model}/{proto}: {err}");
+    assert!(!out.contains("listening on"), "{model} listened for {proto} before refusing: {out:?}");
+    assert_eq!(err.lines().count(), 1, "one line: {err:?}");
+    assert!(err.contains(&format!("does not serve {proto}")), "{err}");
 }

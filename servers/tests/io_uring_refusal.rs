@@ -20,21 +20,32 @@ fn refuse_io_uring_setup() -> std::io::Result<()> {
     let number = libc::SYS_io_uring_setup as u32;
     let program = [
         libc::sock_filter { code: (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u16, jt: 0, jf: 0, k: 0 },
-        libc::sock_filter { code: (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16, jt: 0, jf: 1, k: number },
+        libc::sock_filter {
+            code: (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16,
+            jt: 0,
+            jf: 1,
+            k: number,
+        },
         libc::sock_filter {
             code: (libc::BPF_RET | libc::BPF_K) as u16,
             jt: 0,
             jf: 0,
             k: libc::SECCOMP_RET_ERRNO | libc::EPERM as u32,
         },
-        libc::sock_filter { code: (libc::BPF_RET | libc::BPF_K) as u16, jt: 0, jf: 0, k: libc::SECCOMP_RET_ALLOW },
+        libc::sock_filter {
+            code: (libc::BPF_RET | libc::BPF_K) as u16,
+            jt: 0,
+            jf: 0,
+            k: libc::SECCOMP_RET_ALLOW,
+        },
     ];
     let fprog = libc::sock_fprog { len: program.len() as u16, filter: program.as_ptr().cast_mut() };
     // SAFETY: prctl with plain integer arguments, then with a pointer to a program that lives
     // until the call returns (the kernel copies it).
     unsafe {
         if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0
-            || libc::prctl(libc::PR_SET_SECCOMP, libc::SECCOMP_MODE_FILTER, &fprog as *const libc::sock_fprog) != 0
+            || libc::prctl(libc::PR_SET_SECCOMP, libc::SECCOMP_MODE_FILTER, &fprog as *const libc::sock_fprog)
+                != 0
         {
             return Err(std::io::Error::last_os_error());
         }
@@ -45,7 +56,10 @@ fn refuse_io_uring_setup() -> std::io::Result<()> {
 #[test]
 fn a_refused_io_uring_is_one_line_and_exit_1() {
     let mut command = Command::new(BIN);
-    command.args(["--model", "io-uring", "--proto", "echo-line"]).stdout(Stdio::piped()).stderr(Stdio::piped());
+    command
+        .args(["--model", "io-uring", "--proto", "echo-line"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     // SAFETY: the closure runs in the forked child before exec and only makes system calls.
     unsafe { command.pre_exec(refuse_io_uring_setup) };
     let mut process = Process { child: command.spawn().expect("start the server binary") };

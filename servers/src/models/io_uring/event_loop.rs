@@ -33,6 +33,8 @@ const ACCEPT: u64 = u64::MAX;
 const WAKE: u64 = u64::MAX - 1;
 /// `user_data` of cancellations, whose own results say nothing the loop needs.
 const CANCEL: u64 = u64::MAX - 2;
+/// `user_data` of a poll on the listener, armed instead of the accept while descriptors ran out.
+const ARRIVAL: u64 = u64::MAX - 3;
 
 /// Which operation of a connection completed.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -71,6 +73,10 @@ pub struct Loop {
     /// `None` once shutdown began.
     listener: Option<TcpListener>,
     accept_armed: bool,
+    /// Out of descriptors, nobody waiting: a poll for the next arrival is in flight, and
+    /// accepting resumes when it completes. An accept armed now would fail at once, again and
+    /// again, since Linux checks for a free descriptor before it looks at the queue.
+    arrival_armed: bool,
     /// Written by the shutdown trigger from another thread; a read on it is always in flight.
     wake_fd: Arc<OwnedFd>,
     /// Where that read lands; boxed so its address stays put while the kernel holds it.
@@ -118,6 +124,7 @@ impl Loop {
             conns: Slab::new(),
             listener: Some(listener),
             accept_armed: false,
+            arrival_armed: false,
             wake_fd: Arc::clone(&wake_fd),
             wake_buf: Box::new([0; 8]),
             pool: BufferPool::default(),
@@ -156,6 +163,10 @@ impl Loop {
                 let (data, result, flags) = self.completions[i];
                 match data {
                     ACCEPT => self.on_accept(result, flags)?,
+                    ARRIVAL => {
+                        self.arrival_armed = false;
+                        self.arm_accept()?;
+                    }
                     WAKE => self.begin_shutdown(),
                     CANCEL => {}
                     data => match untag(data) {
@@ -246,7 +257,7 @@ impl Loop {
     /// fails.
     fn arm_accept(&mut self) -> io::Result<()> {
         let Some(listener) = &self.listener else { return Ok(()) };
-        if self.accept_armed {
+        if self.accept_armed || self.arrival_armed {
             return Ok(());
         }
         let accept = opcode::AcceptMulti::new(types::Fd(listener.as_raw_fd())).flags(libc::SOCK_CLOEXEC);
@@ -271,7 +282,7 @@ impl Loop {
             let err = io::Error::from_raw_os_error(-result);
             match AcceptFailure::of(&err) {
                 AcceptFailure::OneConnection => {}
-                AcceptFailure::OutOfFds => self.shed_waiting(),
+                AcceptFailure::OutOfFds => self.shed_waiting()?,
                 AcceptFailure::Resources => self.accept_retry_at = Some(Instant::now() + ACCEPT_RETRY),
                 AcceptFailure::Fatal => return Err(err),
             }
@@ -283,19 +294,26 @@ impl Loop {
     }
 
     /// Out of descriptors: accept each waiting connection with the reserve descriptor and
-    /// close it (see `crate::net::FdReserve`), then accept again when one arrives.
-    fn shed_waiting(&mut self) {
-        let Some(listener) = &self.listener else { return };
+    /// close it (see `crate::net::FdReserve`), then accept again when a new one arrives.
+    fn shed_waiting(&mut self) -> io::Result<()> {
+        let Some(listener) = &self.listener else { return Ok(()) };
         loop {
             match self.reserve.shed(|| listener.accept()) {
                 Shed::Closed => {}
-                Shed::NothingWaiting => return,
+                Shed::NothingWaiting => break,
                 Shed::NoReserve => {
                     self.accept_retry_at = Some(Instant::now() + ACCEPT_RETRY);
-                    return;
+                    return Ok(());
                 }
             }
         }
+        if self.accept_armed {
+            return Ok(()); // the multishot is still on: it will report the next arrival itself
+        }
+        let poll = opcode::PollAdd::new(types::Fd(listener.as_raw_fd()), libc::POLLIN as u32);
+        self.arrival_armed = true;
+        // SAFETY: a poll points to no buffer.
+        unsafe { self.push(poll.build().user_data(ARRIVAL)) }
     }
 
     fn insert(&mut self, socket: TcpStream) -> io::Result<()> {
@@ -605,9 +623,11 @@ impl Loop {
         }
         self.shutdown_deadline = Some(Instant::now() + self.config.grace);
         self.draining = true;
-        if self.accept_armed {
-            // SAFETY: a cancellation points to no buffer.
-            let _ = unsafe { self.push(opcode::AsyncCancel::new(ACCEPT).build().user_data(CANCEL)) };
+        for (armed, op) in [(self.accept_armed, ACCEPT), (self.arrival_armed, ARRIVAL)] {
+            if armed {
+                // SAFETY: a cancellation points to no buffer.
+                let _ = unsafe { self.push(opcode::AsyncCancel::new(op).build().user_data(CANCEL)) };
+            }
         }
         self.listener = None;
         for (_, conn) in self.conns.iter() {
@@ -629,13 +649,15 @@ impl Loop {
             // SAFETY: shutdown(2) on a socket we own.
             unsafe { libc::shutdown(conn.socket.as_raw_fd(), libc::SHUT_RDWR) };
         }
-        if self.accept_armed {
-            // SAFETY: a cancellation points to no buffer.
-            let _ = unsafe { self.push(opcode::AsyncCancel::new(ACCEPT).build().user_data(CANCEL)) };
+        for (armed, op) in [(self.accept_armed, ACCEPT), (self.arrival_armed, ARRIVAL)] {
+            if armed {
+                // SAFETY: a cancellation points to no buffer.
+                let _ = unsafe { self.push(opcode::AsyncCancel::new(op).build().user_data(CANCEL)) };
+            }
         }
         let give_up = Instant::now() + RETURN_WAIT;
         loop {
-            let in_flight = self.accept_armed || self.conns.iter().any(|(_, c)| !c.idle_in_kernel());
+            let in_flight = self.accept_armed || self.arrival_armed || self.conns.iter().any(|(_, c)| !c.idle_in_kernel());
             if !in_flight {
                 return true;
             }
@@ -645,6 +667,7 @@ impl Loop {
             for completion in self.ring.completion() {
                 match completion.user_data() {
                     ACCEPT if !cqueue::more(completion.flags()) => self.accept_armed = false,
+                    ARRIVAL => self.arrival_armed = false,
                     ACCEPT | WAKE | CANCEL => {}
                     data => {
                         let (key, op) = untag(data);

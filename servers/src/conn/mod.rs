@@ -6,7 +6,7 @@
 //! | [`blocking_io`] | `blocking`, `thread-per-connection`, `thread-pool` (the connection loop also `process-per-connection`) | the accept loop and the blocking read-answer-write loop of one connection |
 //! | [`blocking_chat`] | the same three | one chat member served by a reader and a writer thread |
 //! | [`chat_room`] | the same three, and `async` | a locked list of members with bounded mailboxes |
-//! | [`nonblocking`] | `reactor`, `multi-reactor` | one connection of an event loop: non-blocking socket, explicit buffers and phase |
+//! | [`nonblocking`] | `reactor`, `multi-reactor` (and `io-uring`: its phases, buffer pool, high water and `serve_input`) | one connection of an event loop: non-blocking socket, explicit buffers and phase |
 //! | [`table`] | the same two | an event loop's connections, whose turn is next, and the timers of those closing |
 //! | [`loop_room`], [`loop_chat`] | the same two | chat through that table: each member's queue, and how lines are routed to them |
 //!

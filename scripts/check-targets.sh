@@ -21,12 +21,17 @@
 #   8. the completion issue: io-uring against the reactor at the same fixed open-loop rate as
 #      part 6: server CPU per request, and system calls per request counted by the kernel's own
 #      tracepoints (perf stat -e raw_syscalls:sys_enter and the calls that matter, over exactly
-#      the measured phase); then both at 10,000 idle connections (as in part 2).
+#      the measured phase); then both at 10,000 idle connections (as in part 2);
+#   9. the process issue: new connections per second with every request on a connection of its
+#      own (loadgen --conn-per-request, 16 at a time), process-per-connection against
+#      thread-per-connection, alternating; then memory at 1,000 idle connections, summed over
+#      the server and all its children: RSS, and PSS (which counts a page shared by N processes
+#      as 1/N in each, so copy-on-write pages still shared with the parent count once).
 #
 # Server on CPU 0, clients on CPU 1. Paired measurements alternate (A B A B ...) so drift on a
 # shared machine falls on both sides; each figure is the median of --reps runs.
 #
-# Usage: scripts/check-targets.sh [--reps N] [--duration 5s] [--only 1,2,3,4,5,6,7,8]
+# Usage: scripts/check-targets.sh [--reps N] [--duration 5s] [--only 1,2,3,4,5,6,7,8,9]
 #                                 [--baseline-bin PATH]
 #   --baseline-bin   a `server` binary built from another commit (for example with
 #                    `git worktree add /tmp/base COMMIT && cargo build --release` there), which
@@ -38,7 +43,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-reps=5 duration=5s only=1,2,3,4,5,6,7,8 baseline_bin=
+reps=5 duration=5s only=1,2,3,4,5,6,7,8,9 baseline_bin=
 while [[ $# -gt 0 ]]; do
     case $1 in
         --baseline-bin) baseline_bin=$2; shift 2 ;;
@@ -379,4 +384,45 @@ if [[ $only == *8* ]]; then
                 "$model" "$base" "$rss_kib" "$(calc "($rss_kib - $base) * 1024 / 10000")"
         done
     fi
+fi
+
+if [[ $only == *9* ]]; then
+    echo "== 9. process-per-connection against thread-per-connection: connects per second, $reps x $duration; memory at 1,000 idle"
+    for i in $(seq "$reps"); do
+        for model in thread-per-connection process-per-connection; do
+            start_server "$model" echo-line
+            run_loadgen "$work/r9.json" --conns 16 --size 64 --conn-per-request --warmup 1s --duration "$duration"
+            stop_server
+            rate=$(json_field "$work/r9.json" "['achieved_rate']")
+            n=$(json_field "$work/r9.json" "['counts']['requests']")
+            echo "$rate" >>"$work/r9.$model"
+            printf '  %-22s run %d: %7.0f connections/s, server CPU %6d ns per connection\n' "$model" "$i" "$rate" $((cpu_ns / n))
+        done
+    done
+    ratio=$(paste "$work/r9.process-per-connection" "$work/r9.thread-per-connection" | awk '{print $1 / $2}' | median)
+    printf '  median: thread-per-connection %.0f, process-per-connection %.0f connections/s; ratio %.3f\n' \
+        "$(median <"$work/r9.thread-per-connection")" "$(median <"$work/r9.process-per-connection")" "$ratio"
+    # Memory of the whole process tree: the server and every process whose parent it is.
+    tree_kib() { # FIELD (Rss or Pss): summed over the server and its children, from smaps_rollup
+        local pids; pids="$server_pid $(cat /proc/"$server_pid"/task/*/children 2>/dev/null)"
+        for p in $pids; do cat /proc/"$p"/smaps_rollup 2>/dev/null; done | awk -v f="$1:" '$1 == f {s += $2} END {print s}'
+    }
+    for model in thread-per-connection process-per-connection; do
+        start_server "$model" echo-line
+        base_rss=$(tree_kib Rss) base_pss=$(tree_kib Pss)
+        taskset -c 1 "$loadgen_bin" run --addr "$addr" --proto echo-line --conns 1 --idle-conns 1000 --warmup 0 \
+            --duration 10s --timeout 10s --json "$work/idle9.json" >/dev/null 2>&1 &
+        lg=$!
+        for _ in $(seq 200); do # until the 1,000 idle connections are open (bounded: 20 s)
+            [[ $(ls /proc/"$server_pid"/fd | wc -l) -ge 1000 || $(cat /proc/"$server_pid"/task/*/children | wc -w) -ge 1000 ]] && break
+            sleep 0.1
+        done
+        sleep 1 # the last children are still starting: counting now would miss their pages
+        procs=$(($(cat /proc/"$server_pid"/task/*/children | wc -w) + 1))
+        rss=$(tree_kib Rss) pss=$(tree_kib Pss)
+        wait "$lg" || true
+        stop_server
+        printf '  %-22s %5d processes: RSS %7d KiB (%5.0f KiB per connection), PSS %7d KiB (%5.1f KiB per connection)\n' \
+            "$model" "$procs" "$rss" "$(calc "($rss - $base_rss) / 1000")" "$pss" "$(calc "($pss - $base_pss) / 1000")"
+    done
 fi

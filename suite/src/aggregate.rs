@@ -9,6 +9,7 @@
 use hdrhistogram::Histogram;
 
 use crate::loadgen_doc::LoadgenDoc;
+use crate::models::Unavailable;
 use crate::results::{PointResult, Repetition};
 
 /// A point is noisy when a metric's spread (max − min) exceeds this share of its median.
@@ -41,8 +42,10 @@ impl Stat {
     }
 }
 
-/// The metrics of a table row, in table order.
-pub const METRICS: [(&str, &str); 11] = [
+/// The metrics of a table row. The first [`FIRST_METRICS`] are in every results.csv; the rest
+/// came with process-tree sampling and appear only where a run measured them, so older runs
+/// render as they did.
+pub const METRICS: [(&str, &str); 13] = [
     ("throughput", "req/s"),
     ("p50", "ns"),
     ("p99", "ns"),
@@ -54,7 +57,12 @@ pub const METRICS: [(&str, &str); 11] = [
     ("server_cpu_per_request", "ns"),
     ("loadgen_busy", "share"),
     ("server_busy", "share"),
+    ("pss_peak", "KiB"),
+    ("processes_peak", "processes"),
 ];
+
+/// How many of [`METRICS`] every results.csv has had from the start.
+pub const FIRST_METRICS: usize = 11;
 
 /// Busy this share of the time or more, a process had no time to spare on the CPUs it was
 /// pinned to: it was setting the pace.
@@ -75,6 +83,11 @@ pub struct Summary {
     pub fell_short: bool,
     /// The headline histograms of every repetition, added.
     pub merged: Option<Histogram<u64>>,
+    /// The model cannot run this point here (its server said so): neither ok nor failed.
+    pub unavailable: Option<Unavailable>,
+    /// Processes of the server's tree ended inside a repetition's window, so its context
+    /// switches are a lower bound (an ended process takes its counts with it).
+    pub switches_partial: bool,
 }
 
 impl Summary {
@@ -85,7 +98,12 @@ impl Summary {
 
     /// True when every repetition ran clean.
     pub fn ok(&self) -> bool {
-        self.failures.is_empty() && self.reps > 0
+        self.failures.is_empty() && self.reps > 0 && self.unavailable.is_none()
+    }
+
+    /// True when something went wrong: not clean, and not declined by the model.
+    pub fn failed(&self) -> bool {
+        !self.ok() && self.unavailable.is_none()
     }
 
     /// loadgen, not the server, set the pace: loadgen was saturated (its median busy share is
@@ -114,6 +132,8 @@ fn metrics_of(rep: &Repetition, doc: Option<&LoadgenDoc>) -> [Option<f64>; METRI
         // Memory and threads mean something even when loadgen wrote no report.
         m[5] = Some(s.rss_peak_kib as f64);
         m[6] = Some(s.threads_peak as f64);
+        m[11] = s.pss_peak_kib.map(|k| k as f64);
+        m[12] = s.processes_peak.map(|n| n as f64);
     }
     let Some(doc) = doc else { return m };
     let requests = doc.counts.requests as f64;
@@ -154,6 +174,11 @@ pub fn summarise(point: &PointResult) -> Summary {
     let mut columns: Vec<Vec<f64>> = vec![Vec::new(); METRICS.len()];
     let mut merged: Option<Histogram<u64>> = None;
     let mut fell_short = false;
+    let switches_partial = point
+        .repetitions
+        .iter()
+        .filter_map(|r| r.samples.as_ref()?.reaped_cpu_seconds)
+        .any(|reaped| reaped > 0.0);
     for rep in &point.repetitions {
         for f in &rep.failures {
             if !failures.contains(f) {
@@ -186,6 +211,8 @@ pub fn summarise(point: &PointResult) -> Summary {
         stats: columns.iter().map(|c| Stat::of(c)).collect(),
         fell_short,
         merged,
+        unavailable: point.unavailable.clone(),
+        switches_partial,
     }
 }
 
@@ -198,7 +225,16 @@ mod tests {
         let at = |name| METRICS.iter().position(|(n, _)| *n == name).unwrap();
         stats[at("loadgen_busy")] = loadgen.and_then(|v| Stat::of(&[v]));
         stats[at("server_busy")] = server.and_then(|v| Stat::of(&[v]));
-        Summary { reps: 1, ok_reps: 1, failures: vec![], stats, fell_short: false, merged: None }
+        Summary {
+            reps: 1,
+            ok_reps: 1,
+            failures: vec![],
+            stats,
+            fell_short: false,
+            merged: None,
+            unavailable: None,
+            switches_partial: false,
+        }
     }
 
     #[test]

@@ -19,10 +19,11 @@ use suite::runner::{self, RunOptions};
     about = "Runs the concurrency-model lab's benchmark matrix and writes a results directory",
     long_about = "Runs every point of a matrix (model x workload x connections), each repeated, \
 with the server pinned to CPU 0 and loadgen to CPU 1 (or to --server-cpus and --loadgen-cpus), \
-samples the server from /proc, and writes results/<date>-<host>-<commit>/ with results.json \
-(everything raw), results.csv, README.md (tables) and SVG plots. The models are the ones \
-`server --list-models` prints. `suite report DIR` re-renders the tables and plots from \
-DIR/results.json."
+samples the server's process tree from /proc, and writes results/<date>-<host>-<commit>/ with \
+results.json (everything raw), results.csv, README.md (tables) and SVG plots. The models are the \
+ones `server --list-models` prints; a point a model declines (`server ... --check`: unavailable \
+here, or a protocol it does not serve) is recorded as such, not run. `suite report DIR` \
+re-renders the tables and plots from DIR/results.json."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -44,7 +45,8 @@ enum Command {
 
 #[derive(clap::Args)]
 struct RunArgs {
-    /// The [quick] settings of the matrix: the same points, shorter and once (about 6 minutes).
+    /// The [quick] settings of the matrix: the same points, shorter and once (about 10 minutes
+    /// with nine models).
     #[arg(long)]
     quick: bool,
     /// Matrix file (TOML); default: the built-in copy of scripts/suite.toml.
@@ -67,7 +69,8 @@ struct RunArgs {
     #[arg(long, value_name = "SUBSTRING")]
     filter: Option<String>,
     /// The server binary (default: `server` next to this executable). `plan` asks it too: its
-    /// `--list-models` is the list of models.
+    /// `--list-models` is the list of models, and its `--check` says which points a model
+    /// cannot serve here (recorded as such, never started).
     #[arg(long, value_name = "PATH")]
     server_bin: Option<PathBuf>,
     /// The loadgen binary (default: `loadgen` next to this executable).
@@ -111,8 +114,8 @@ struct Prepared {
     pinning: cpus::Choice,
 }
 
-/// Reads the matrix, asks the server for its models, chooses the CPUs, and expands the plan;
-/// prints what the expansion left out.
+/// Reads the matrix, asks the server for its models, chooses the CPUs, expands the plan, and
+/// asks the server which points its models decline; prints what was left out and why.
 fn prepare(args: &RunArgs) -> anyhow::Result<Prepared> {
     let text = match &args.matrix {
         Some(path) => std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?,
@@ -136,11 +139,30 @@ fn prepare(args: &RunArgs) -> anyhow::Result<Prepared> {
         filter: args.filter.clone(),
     };
     let available = Available { models: models::names(&listed), server_cpus: pinning.server.clone() };
-    let plan = matrix::expand(&file, &ov, &available)?;
+    let mut plan = matrix::expand(&file, &ov, &available)?;
     for exp in &plan.experiments {
         for note in &exp.notes {
             eprintln!("suite: {}: {note}", exp.name);
         }
+    }
+    // What a model cannot serve here, it says when asked (`server … --check`, a few
+    // milliseconds per distinct command line): those points are recorded, never started.
+    let unknown = plan.decline(|args| models::check(&server_bin, args));
+    let mut reasons: Vec<(&str, usize)> = Vec::new();
+    for why in plan.declined.values() {
+        match reasons.iter_mut().find(|(r, _)| *r == why.reason) {
+            Some((_, n)) => *n += 1,
+            None => reasons.push((&why.reason, 1)),
+        }
+    }
+    for (why, n) in reasons {
+        eprintln!("suite: {n} point(s) will not run: {why}");
+    }
+    if let Some(first) = unknown.first() {
+        eprintln!(
+            "suite: `server --check` could not tell whether each model serves each point ({first}); \
+             the run finds out by starting them"
+        );
     }
     Ok(Prepared { plan, matrix_text: text, server_bin, models: listed, pinning })
 }
@@ -154,7 +176,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Plan(args) => {
             let plan = prepare(&args)?.plan;
             for p in &plan.points {
-                println!("{}  x{}  {}", p.id, p.repeat, p.server_args.join(" "));
+                match plan.declined.get(&p.id) {
+                    Some(why) => println!("{}  not run, {}: {}", p.id, why.kind.label(), why.reason),
+                    None => println!("{}  x{}  {}", p.id, p.repeat, p.server_args.join(" ")),
+                }
             }
             println!(
                 "{} points, estimated {}",

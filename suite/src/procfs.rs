@@ -11,6 +11,22 @@
 //!   which spans the whole measured phase).
 //! - `VmHWM` is the kernel's own peak of `VmRSS`, so the peak is exact even between samples.
 //!
+//! **The process tree.** A server may fork (`process-per-connection` serves each client in a
+//! child), so the suite samples the server *and every process below it*, found by scanning
+//! `/proc/*/stat` for parent ids ([`scan`], [`tree`]; this kernel's
+//! `/proc/<pid>/task/<tid>/children` needs `CONFIG_PROC_CHILDREN`, which not every kernel has,
+//! and a scan of a few hundred processes is cheap). Over the tree:
+//! - RSS, threads and descriptors are summed. RSS counts a page once *per process* that maps
+//!   it, so children that share their parent's pages copy-on-write are counted many times;
+//!   PSS (`/proc/<pid>/smaps_rollup`, [`parse_pss`]) divides each page by the number of
+//!   processes that map it, and its sum is the honest figure for a forking server.
+//! - CPU time is each live process's `utime + stime` plus its `cutime + cstime`: the time of
+//!   children it has already reaped (a child that is never waited for, because the parent
+//!   ignores `SIGCHLD`, takes its time with it).
+//! - Context switches are summed thread by thread over every process, like threads of one
+//!   process; a child that exits inside the window takes its counts with it (no /proc file
+//!   keeps them for children), so where children come and go the sum is a lower bound.
+//!
 //! `/proc/<pid>` in this shape is Linux's. On other systems every read returns an
 //! `Unsupported` error that says so ([`UNSUPPORTED`]), the repetition records no samples, and
 //! the report's server columns stay empty; the parsers still compile and test everywhere.
@@ -85,15 +101,181 @@ pub struct CpuTicks {
     pub system: u64,
 }
 
+impl CpuTicks {
+    /// Adds `other` to this one.
+    pub fn add(&mut self, other: CpuTicks) {
+        self.user += other.user;
+        self.system += other.system;
+    }
+}
+
 /// Parses `/proc/<pid>/stat`. The command name (field 2) is in parentheses and may itself
 /// contain spaces and parentheses, so fields are counted from the *last* `)`.
 pub fn parse_stat(text: &str) -> Option<CpuTicks> {
+    parse_proc_stat(text).map(|s| s.cpu)
+}
+
+/// The fields of `/proc/<pid>/stat` the process tree needs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ProcStat {
+    /// The parent's process id, field 4.
+    pub ppid: u32,
+    /// `utime` and `stime`, fields 14 and 15: every thread of the process, live or ended.
+    pub cpu: CpuTicks,
+    /// `cutime` and `cstime`, fields 16 and 17: children the process has reaped (waited for).
+    pub reaped: CpuTicks,
+}
+
+/// Parses the fields of `/proc/<pid>/stat` that [`ProcStat`] holds.
+pub fn parse_proc_stat(text: &str) -> Option<ProcStat> {
     let rest = &text[text.rfind(')')? + 1..];
-    // After the name: field 3 (state) is the first; utime and stime are fields 14 and 15.
-    let mut fields = rest.split_whitespace().skip(11);
-    let user = fields.next()?.parse().ok()?;
-    let system = fields.next()?.parse().ok()?;
-    Some(CpuTicks { user, system })
+    // After the name: field 3 (state) is the first, so field N is at index N - 3.
+    let fields: Vec<&str> = rest.split_whitespace().take(15).collect();
+    let number = |field: usize| fields.get(field - 3)?.parse::<u64>().ok();
+    let ticks = |a, b| Some(CpuTicks { user: number(a)?, system: number(b)? });
+    Some(ProcStat { ppid: u32::try_from(number(4)?).ok()?, cpu: ticks(14, 15)?, reaped: ticks(16, 17)? })
+}
+
+/// Every process's id and [`ProcStat`], from `/proc/*/stat`. A process that ends between
+/// listing and reading is left out.
+pub fn scan() -> io::Result<Vec<(u32, ProcStat)>> {
+    let mut all = Vec::new();
+    for entry in proc_dir("/proc")? {
+        let entry = entry?;
+        let Some(pid) = entry.file_name().to_str().and_then(|p| p.parse::<u32>().ok()) else { continue };
+        if let Some(stat) =
+            fs::read_to_string(entry.path().join("stat")).ok().as_deref().and_then(parse_proc_stat)
+        {
+            all.push((pid, stat));
+        }
+    }
+    Ok(all)
+}
+
+/// `root` and every process below it in `table` (pid, parent pid), root first, then each
+/// generation in table order. Empty when `root` is not in the table.
+pub fn descendants(root: u32, table: &[(u32, u32)]) -> Vec<u32> {
+    if !table.iter().any(|(pid, _)| *pid == root) {
+        return Vec::new();
+    }
+    let mut tree = vec![root];
+    let mut next = 0;
+    while next < tree.len() {
+        let parent = tree[next];
+        tree.extend(table.iter().filter(|(pid, ppid)| *ppid == parent && *pid != root).map(|(pid, _)| *pid));
+        next += 1;
+    }
+    tree
+}
+
+/// The processes of `root`'s tree with their [`ProcStat`], root first, from one [`scan`].
+/// An error when `root` itself is gone.
+pub fn tree(root: u32) -> io::Result<Vec<(u32, ProcStat)>> {
+    let all = scan()?;
+    let table: Vec<(u32, u32)> = all.iter().map(|(pid, s)| (*pid, s.ppid)).collect();
+    let pids = descendants(root, &table);
+    if pids.is_empty() {
+        return Err(io::Error::new(io::ErrorKind::NotFound, format!("process {root} is gone")));
+    }
+    Ok(pids.iter().filter_map(|pid| all.iter().find(|(p, _)| p == pid).copied()).collect())
+}
+
+/// CPU time of a tree: every process's own time plus the time of the children it reaped, so
+/// a child that ends between two readings is still counted, in its parent.
+pub fn tree_cpu(tree: &[(u32, ProcStat)]) -> CpuTicks {
+    let mut total = CpuTicks::default();
+    for (_, stat) in tree {
+        total.add(stat.cpu);
+        total.add(stat.reaped);
+    }
+    total
+}
+
+/// The time of reaped children within [`tree_cpu`].
+pub fn tree_reaped(tree: &[(u32, ProcStat)]) -> CpuTicks {
+    let mut total = CpuTicks::default();
+    for (_, stat) in tree {
+        total.add(stat.reaped);
+    }
+    total
+}
+
+/// Context switches of every live thread of every process of a tree, by thread id (thread ids
+/// are unique across processes). A process that ends while being read is left out.
+pub fn tree_switches(tree: &[(u32, ProcStat)]) -> io::Result<Switches> {
+    let mut all = Switches::new();
+    for (i, (pid, _)) in tree.iter().enumerate() {
+        match context_switches(*pid) {
+            Ok(s) => all.extend(s),
+            // The root must be readable; a child may have just ended.
+            Err(e) if i == 0 => return Err(e),
+            Err(_) => {}
+        }
+    }
+    Ok(all)
+}
+
+/// Parses `/proc/<pid>/smaps_rollup`: the `Pss:` line, KiB.
+pub fn parse_pss(text: &str) -> Option<u64> {
+    text.lines()
+        .find_map(|line| line.strip_prefix("Pss:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+}
+
+/// Reads the proportional set size of `pid` from `/proc/<pid>/smaps_rollup`, KiB.
+pub fn read_pss(pid: u32) -> io::Result<u64> {
+    let text = proc_file(&format!("/proc/{pid}/smaps_rollup"))?;
+    parse_pss(&text).ok_or_else(|| io::Error::other(format!("/proc/{pid}/smaps_rollup: no Pss line")))
+}
+
+/// What a process tree holds at one moment, summed over its processes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TreeSample {
+    /// Processes in the tree (the server and its descendants).
+    pub processes: u64,
+    /// Resident set sizes added up, KiB.
+    pub rss_kib: u64,
+    /// The root's own peak RSS (`VmHWM`), KiB.
+    pub root_hwm_kib: u64,
+    /// Threads added up.
+    pub threads: u64,
+    /// Open descriptors added up.
+    pub fds: u64,
+    /// CPU time, [`tree_cpu`].
+    pub cpu: CpuTicks,
+    /// Proportional set sizes added up, KiB, when asked for and readable for every process.
+    pub pss_kib: Option<u64>,
+}
+
+/// Samples `root`'s tree: status and descriptors of every process, and PSS when `with_pss`.
+/// An error when the root is gone; a child that ends meanwhile is left out.
+pub fn sample_tree(root: u32, with_pss: bool) -> io::Result<TreeSample> {
+    let tree = tree(root)?;
+    let mut sample =
+        TreeSample { cpu: tree_cpu(&tree), pss_kib: with_pss.then_some(0), ..TreeSample::default() };
+    for (i, (pid, _)) in tree.iter().enumerate() {
+        let status = match read_status(*pid) {
+            Ok(status) => status,
+            Err(e) if i == 0 => return Err(e),
+            Err(_) => continue,
+        };
+        if i == 0 {
+            sample.root_hwm_kib = status.hwm_kib;
+        }
+        sample.processes += 1;
+        sample.rss_kib += status.rss_kib;
+        sample.threads += status.threads;
+        sample.fds += count_fds(*pid).unwrap_or(0);
+        if let Some(total) = &mut sample.pss_kib {
+            match read_pss(*pid) {
+                Ok(kib) => *total += kib,
+                Err(_) if i > 0 => {}
+                Err(_) => sample.pss_kib = None,
+            }
+        }
+    }
+    Ok(sample)
 }
 
 /// Clock ticks per second, for converting [`CpuTicks`] (almost always 100).
@@ -173,6 +355,45 @@ voluntary_ctxt_switches:\t150\nnonvoluntary_ctxt_switches:\t7\n";
     }
 
     #[test]
+    fn stat_gives_the_parent_and_the_reaped_childrens_time() {
+        let stat = "4243 (server) S 4242 4242 4242 0 -1 4194560 120 0 0 0 731 264 55 12 20 0 3 0 1 2 3";
+        let s = parse_proc_stat(stat).unwrap();
+        assert_eq!(s.ppid, 4242);
+        assert_eq!(s.cpu, CpuTicks { user: 731, system: 264 });
+        assert_eq!(s.reaped, CpuTicks { user: 55, system: 12 });
+        assert_eq!(parse_proc_stat("4243 (server) S 4242 1 2 3 4 5 6 7 8 9 10 11"), None, "cut short");
+    }
+
+    #[test]
+    fn the_tree_is_the_root_and_everything_below_it() {
+        // 10 is the server; 11 and 12 its children, 13 a grandchild; 20 and 21 strangers.
+        let table = [(1, 0), (10, 1), (11, 10), (20, 1), (12, 10), (13, 11), (21, 20)];
+        assert_eq!(descendants(10, &table), vec![10, 11, 12, 13]);
+        assert_eq!(descendants(13, &table), vec![13]);
+        assert_eq!(descendants(99, &table), Vec::<u32>::new());
+        // A child whose parent id points back at itself (pid reuse gone wrong) ends the walk.
+        assert_eq!(descendants(5, &[(5, 5)]), vec![5]);
+    }
+
+    #[test]
+    fn tree_cpu_counts_live_and_reaped_time() {
+        let ticks = |user, system| CpuTicks { user, system };
+        let tree = [
+            (10, ProcStat { ppid: 1, cpu: ticks(100, 50), reaped: ticks(30, 20) }),
+            (11, ProcStat { ppid: 10, cpu: ticks(5, 5), reaped: ticks(0, 0) }),
+        ];
+        assert_eq!(tree_cpu(&tree), ticks(135, 75));
+        assert_eq!(tree_reaped(&tree), ticks(30, 20));
+    }
+
+    #[test]
+    fn pss_comes_from_smaps_rollup() {
+        let rollup = "55bba0e05000-7fff2b1e5000 ---p 00000000 00:00 0 [rollup]\nRss:  1696 kB\nPss:  289 kB\nPss_Dirty:  112 kB\n";
+        assert_eq!(parse_pss(rollup), Some(289));
+        assert_eq!(parse_pss("Rss: 1 kB\n"), None);
+    }
+
+    #[test]
     fn switches_are_compared_thread_by_thread() {
         let before: Switches = [(1, (100, 5)), (2, (1000, 50)), (3, (7, 7))].into();
         // Thread 2 exited, thread 4 was born.
@@ -190,5 +411,24 @@ voluntary_ctxt_switches:\t150\nnonvoluntary_ctxt_switches:\t7\n";
         let all = context_switches(pid).unwrap();
         assert!(all.values().map(|(v, i)| v + i).sum::<u64>() > 0);
         assert!(ticks_per_second() > 0.0);
+        assert!(read_pss(pid).unwrap() > 0);
+    }
+
+    #[test]
+    #[cfg(target_os = "linux")]
+    fn a_child_process_joins_the_tree_and_its_memory_is_counted() {
+        let mut child = std::process::Command::new("sleep").arg("5").spawn().unwrap();
+        let me = std::process::id();
+        let mine = tree(me).unwrap();
+        assert_eq!(mine[0].0, me);
+        assert!(mine.iter().any(|(pid, _)| *pid == child.id()), "{mine:?}");
+        let sample = sample_tree(me, true).unwrap();
+        assert!(sample.processes >= 2, "{sample:?}");
+        let alone = read_status(me).unwrap();
+        assert!(sample.rss_kib > alone.rss_kib / 2, "{sample:?}");
+        assert!(sample.pss_kib.is_some_and(|p| p > 0), "{sample:?}");
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert!(tree(u32::MAX).is_err(), "no such process");
     }
 }

@@ -57,6 +57,15 @@ impl Progress {
         }
     }
 
+    /// `reps` repetitions expected to take `estimate` in all will not run (their point cannot):
+    /// the count and the bar move past them.
+    pub fn skip(&mut self, reps: usize, estimate: Duration) {
+        self.index += reps;
+        if let Some(bar) = &self.bar {
+            bar.inc(estimate.as_millis() as u64);
+        }
+    }
+
     /// A message that is not about one repetition.
     pub fn note(&self, text: &str) {
         match &self.bar {

@@ -22,6 +22,7 @@ use crate::affinity;
 use crate::child;
 use crate::loadgen_doc::LoadgenDoc;
 use crate::matrix::{PaceSpec, PointSpec};
+use crate::models::Unavailable;
 use crate::procfs;
 use crate::results::{LoadgenRun, Repetition, Sample, Samples, ServerRun};
 
@@ -60,8 +61,18 @@ impl Context {
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a server may take to exit after SIGTERM (the matrix gives it `--grace 2s`).
 const STOP_TIMEOUT: Duration = Duration::from_secs(15);
-/// Sampling period.
+/// Sampling period (longer when a sample takes long, see [`sampling_period`]).
 const SAMPLE_EVERY: Duration = Duration::from_millis(100);
+/// PSS is read on every this many samples (and at the end): reading `smaps_rollup` walks a
+/// process's page tables, which costs more than the rest of a sample.
+const PSS_EVERY: u64 = 5;
+
+/// The time until the next sample: [`SAMPLE_EVERY`], or ten times what the last sample took,
+/// so that sampling a tree of thousands of processes costs the suite about a tenth of a CPU
+/// rather than all of one (the suite is not pinned; its CPU time comes from somebody).
+fn sampling_period(last_took: Duration) -> Duration {
+    SAMPLE_EVERY.max(last_took * 10)
+}
 
 /// Formats a duration the way loadgen's flags read it (`500ms`, `2s`).
 pub fn flag_duration(seconds: f64) -> String {
@@ -93,6 +104,9 @@ pub fn loadgen_args(
     if let Some(rate) = rate {
         args.extend(["--rate".into(), format!("{rate:.0}")]);
     }
+    if spec.conn_per_request {
+        args.push("--conn-per-request".into());
+    }
     args.extend([
         "--warmup".into(),
         flag_duration(spec.warmup_s),
@@ -118,12 +132,7 @@ pub fn loadgen_args(
 
 /// The server command line's arguments for `spec`.
 pub fn server_args(spec: &PointSpec) -> Vec<String> {
-    let mut args: Vec<String> = ["--model", &spec.model, "--proto", &spec.proto, "--addr", "127.0.0.1:0"]
-        .iter()
-        .map(|s| (*s).to_owned())
-        .collect();
-    args.extend(spec.server_args.iter().cloned());
-    args
+    crate::matrix::plan::server_command(spec)
 }
 
 fn command_line(bin: &Path, args: &[String]) -> Vec<String> {
@@ -150,6 +159,7 @@ pub fn run(ctx: &Context, spec: &PointSpec, rep: u32, rate: Option<f64>) -> Repe
         loadgen: None,
         samples: None,
         failures: Vec::new(),
+        unavailable: None,
     };
     if matches!(spec.pace, PaceSpec::Fraction { .. }) && rate.is_none() {
         out.failures.push("no open-loop rate: its closed-loop base point has no throughput".into());
@@ -190,7 +200,13 @@ pub fn run(ctx: &Context, spec: &PointSpec, rep: u32, rate: Option<f64>) -> Repe
         Err(why) => {
             let (exit, _) = child::stop(&mut server, Duration::from_secs(2));
             out.server.exit = exit;
-            out.failures.push(why);
+            // A model that cannot serve this point says so in one line and exits before it
+            // listens: a finding about the model, not a failure.
+            let said = std::fs::read_to_string(ctx.out_dir.join(&server_log)).unwrap_or_default();
+            match Unavailable::from_stderr(&said) {
+                Some(unavailable) => out.unavailable = Some(unavailable),
+                None => out.failures.push(why),
+            }
             return out;
         }
     };
@@ -254,18 +270,25 @@ enum Phase {
     Measured,
 }
 
+/// The server's process tree at a phase boundary (see [`crate::procfs`]).
 #[derive(Clone)]
 struct Snapshot {
     at: Instant,
+    /// The tree's CPU time, reaped children included.
     cpu: procfs::CpuTicks,
+    /// The part of `cpu` that reaped children used.
+    reaped: procfs::CpuTicks,
     switches: procfs::Switches,
 }
 
 fn snapshot(pid: u32) -> Option<Snapshot> {
+    let at = Instant::now();
+    let tree = procfs::tree(pid).ok()?;
     Some(Snapshot {
-        at: Instant::now(),
-        cpu: procfs::read_cpu(pid).ok()?,
-        switches: procfs::context_switches(pid).ok()?,
+        at,
+        cpu: procfs::tree_cpu(&tree),
+        reaped: procfs::tree_reaped(&tree),
+        switches: procfs::tree_switches(&tree).ok()?,
     })
 }
 
@@ -322,7 +345,9 @@ fn drive_loadgen(
     let deadline = spec.deadline();
     let (mut measuring, mut measured) = (None, None);
     let mut series = Vec::new();
-    let (mut threads_peak, mut fds_peak) = (0, 0);
+    let (mut threads_peak, mut fds_peak, mut rss_peak, mut processes_peak) = (0, 0, 0, 0);
+    let mut pss_peak: Option<u64> = None;
+    let (mut samples_taken, mut sample_every) = (0u64, SAMPLE_EVERY);
     let mut stderr_open = true;
     let mut last_sample: Option<Instant> = None;
     let mut server_gone = false;
@@ -338,23 +363,32 @@ fn drive_loadgen(
         } else {
             thread::sleep(SAMPLE_EVERY / 4);
         }
-        if !server_gone && last_sample.is_none_or(|t| t.elapsed() >= SAMPLE_EVERY) {
-            last_sample = Some(Instant::now());
+        if !server_gone && last_sample.is_none_or(|t| t.elapsed() >= sample_every) {
+            let started = Instant::now();
+            last_sample = Some(started);
             if let Ok(Some(status)) = server.try_wait() {
                 server_gone = true;
                 failures.push(format!("server ended during the run: {}", child::describe_exit(status).0));
-            } else if let (Ok(st), Ok(cpu)) = (procfs::read_status(pid), procfs::read_cpu(pid)) {
-                let fds = procfs::count_fds(pid).unwrap_or(0);
-                threads_peak = threads_peak.max(st.threads);
-                fds_peak = fds_peak.max(fds);
+            } else if let Ok(tree) = procfs::sample_tree(pid, samples_taken % PSS_EVERY == 0) {
+                samples_taken += 1;
+                threads_peak = threads_peak.max(tree.threads);
+                fds_peak = fds_peak.max(tree.fds);
+                rss_peak = rss_peak.max(tree.rss_kib);
+                processes_peak = processes_peak.max(tree.processes);
+                if let Some(pss) = tree.pss_kib {
+                    pss_peak = Some(pss_peak.unwrap_or(0).max(pss));
+                }
                 series.push(Sample {
                     t_ms: t0.elapsed().as_millis() as u64,
-                    rss_kib: st.rss_kib,
-                    threads: st.threads,
-                    fds,
-                    cpu_seconds: (cpu.user + cpu.system) as f64 / ticks,
+                    rss_kib: tree.rss_kib,
+                    threads: tree.threads,
+                    fds: tree.fds,
+                    cpu_seconds: (tree.cpu.user + tree.cpu.system) as f64 / ticks,
+                    processes: Some(tree.processes),
+                    pss_kib: tree.pss_kib,
                 });
             }
+            sample_every = sampling_period(started.elapsed());
         }
         match loadgen.try_wait() {
             Ok(Some(status)) => break (status.code(), false),
@@ -376,27 +410,40 @@ fn drive_loadgen(
     };
     let wall_seconds = t0.elapsed().as_secs_f64();
     let whole_end = snapshot(pid);
-    let final_status = procfs::read_status(pid).ok();
-    let final_fds = procfs::count_fds(pid).unwrap_or(0);
+    let final_tree = procfs::sample_tree(pid, true).ok();
     let (window, pair) = match (measuring, measured) {
         (Some(a), Some(b)) => ("measured-phase", Some((a, b))),
         _ => ("whole-loadgen-run", whole_start.zip(whole_end)),
     };
     let switches = pair.as_ref().map(|(a, b)| procfs::switches_between(&a.switches, &b.switches));
-    let samples = match (pair, final_status, switches) {
+    let samples = match (pair, final_tree, switches) {
         (Some((a, b)), Some(fin), Some(switches)) => Some(Samples {
+            scope: Some("process-tree".into()),
             window: window.into(),
             window_seconds: b.at.duration_since(a.at).as_secs_f64(),
             cpu_user_seconds: b.cpu.user.saturating_sub(a.cpu.user) as f64 / ticks,
             cpu_system_seconds: b.cpu.system.saturating_sub(a.cpu.system) as f64 / ticks,
             voluntary_switches: switches.0,
             involuntary_switches: switches.1,
-            rss_peak_kib: fin.hwm_kib,
+            // The server's own peak is exact (the kernel keeps it); with children, the largest
+            // sum seen may be higher.
+            rss_peak_kib: fin.root_hwm_kib.max(rss_peak).max(fin.rss_kib),
             rss_final_kib: fin.rss_kib,
             threads_peak: threads_peak.max(fin.threads),
             threads_final: fin.threads,
-            fds_peak: fds_peak.max(final_fds),
-            fds_final: final_fds,
+            fds_peak: fds_peak.max(fin.fds),
+            fds_final: fin.fds,
+            processes_peak: Some(processes_peak.max(fin.processes)),
+            processes_final: Some(fin.processes),
+            pss_peak_kib: match (pss_peak, fin.pss_kib) {
+                (Some(a), Some(b)) => Some(a.max(b)),
+                (a, b) => a.or(b),
+            },
+            pss_final_kib: fin.pss_kib,
+            reaped_cpu_seconds: Some(
+                (b.reaped.user + b.reaped.system).saturating_sub(a.reaped.user + a.reaped.system) as f64
+                    / ticks,
+            ),
             series,
         }),
         _ => None,

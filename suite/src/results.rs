@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::machine::Machine;
 use crate::matrix::{ExperimentInfo, PointSpec};
-use crate::models::ModelInfo;
+use crate::models::{ModelInfo, Unavailable};
 
 /// Version of the layout below.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -75,6 +75,10 @@ pub struct PointResult {
     pub rate: Option<f64>,
     /// Why the point could not run at all (for example no base throughput for a sweep).
     pub not_run: Option<String>,
+    /// The model cannot run this point here, in the server's own words: not a failure, and
+    /// not tried again for the other repetitions (absent when it could, and in older results).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unavailable: Option<Unavailable>,
     /// Every repetition, in order.
     pub repetitions: Vec<Repetition>,
 }
@@ -92,6 +96,10 @@ pub struct Repetition {
     pub samples: Option<Samples>,
     /// Everything that went wrong, in words; empty for a clean repetition.
     pub failures: Vec<String>,
+    /// The server said its model cannot run this point, and exited before listening (then
+    /// loadgen did not run, and this is not a failure).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unavailable: Option<Unavailable>,
 }
 
 impl Repetition {
@@ -140,9 +148,16 @@ pub struct LoadgenRun {
     pub logs: Vec<String>,
 }
 
-/// What /proc said about the server.
+/// What /proc said about the server: since the process tree was sampled (`scope`), about the
+/// server and every process below it (see [`crate::procfs`]): RSS, PSS, threads, descriptors
+/// and context switches summed, CPU time including children already reaped, and the peak RSS
+/// the larger of the server's own `VmHWM` and the largest sampled sum.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Samples {
+    /// `process-tree` when the figures cover the server and its descendants; absent in older
+    /// results, whose figures are the server process's alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
     /// `measured-phase` when loadgen announced its phase on stderr, else `whole-loadgen-run`.
     pub window: String,
     /// Seconds between the window's two snapshots.
@@ -167,6 +182,24 @@ pub struct Samples {
     pub fds_peak: u64,
     /// Open file descriptors after loadgen finished.
     pub fds_final: u64,
+    /// Most processes seen in the tree (the server counts as one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub processes_peak: Option<u64>,
+    /// Processes in the tree after loadgen finished.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub processes_final: Option<u64>,
+    /// Largest sampled PSS of the tree (read about every 500 ms, and after loadgen finished),
+    /// KiB.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pss_peak_kib: Option<u64>,
+    /// PSS of the tree after loadgen finished, KiB.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pss_final_kib: Option<u64>,
+    /// CPU seconds (user + system) within the window's that processes which ended inside it
+    /// used: their parent reaped them, so their time is in the CPU figures but their context
+    /// switches are not (the switch counts are then a lower bound).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reaped_cpu_seconds: Option<f64>,
     /// Periodic samples (about every 100 ms) from loadgen's start.
     pub series: Vec<Sample>,
 }
@@ -184,6 +217,12 @@ pub struct Sample {
     pub fds: u64,
     /// Cumulative CPU seconds (user + system) since the server started.
     pub cpu_seconds: f64,
+    /// Processes in the tree.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub processes: Option<u64>,
+    /// PSS of the tree, KiB, on the samples that read it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pss_kib: Option<u64>,
 }
 
 /// Why results.json could not be read.
@@ -233,4 +272,31 @@ pub fn save(results: &RunResults, path: &Path) -> std::io::Result<()> {
     let mut text = serde_json::to_string_pretty(results).map_err(std::io::Error::other)?;
     text.push('\n');
     std::fs::write(path, text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn older_results_without_the_new_fields_still_load() {
+        let rep = r#"{"rep": 1, "server": {"command": [], "addr": null, "startup_ms": null, "exit": "exit 0",
+            "clean_exit": true, "log": "x"}, "loadgen": null, "samples": {"window": "measured-phase",
+            "window_seconds": 1.0, "cpu_user_seconds": 0.1, "cpu_system_seconds": 0.2, "voluntary_switches": 1,
+            "involuntary_switches": 2, "rss_peak_kib": 3, "rss_final_kib": 3, "threads_peak": 1, "threads_final": 1,
+            "fds_peak": 4, "fds_final": 4, "series": [{"t_ms": 0, "rss_kib": 3, "threads": 1, "fds": 4, "cpu_seconds": 0.0}]},
+            "failures": []}"#;
+        let rep: Repetition = serde_json::from_str(rep).unwrap();
+        let samples = rep.samples.as_ref().unwrap();
+        assert_eq!(
+            (samples.scope.as_deref(), samples.pss_peak_kib, samples.processes_peak),
+            (None, None, None)
+        );
+        assert_eq!(rep.unavailable, None);
+        // And they are written back without fields that were not there.
+        let text = serde_json::to_string(&rep).unwrap();
+        for absent in ["scope", "pss", "processes", "unavailable", "reaped"] {
+            assert!(!text.contains(absent), "{absent} in {text}");
+        }
+    }
 }

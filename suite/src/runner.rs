@@ -125,7 +125,8 @@ pub fn run(opts: &RunOptions) -> Result<PathBuf, RunError> {
         loadgen_cpus: pin.loadgen.clone(),
     };
     let plan = &opts.plan;
-    let total_reps: usize = plan.points.iter().map(|p| p.repeat as usize).sum();
+    let total_reps: usize =
+        plan.points.iter().filter(|p| !plan.declined.contains_key(&p.id)).map(|p| p.repeat as usize).sum();
     let estimate = plan.estimate();
     eprintln!(
         "suite: {} points, {total_reps} runs, estimated {} (writing {})",
@@ -150,6 +151,29 @@ pub fn run(opts: &RunOptions) -> Result<PathBuf, RunError> {
     let wall = Instant::now();
     let mut points: Vec<PointResult> = Vec::new();
     for spec in &plan.points {
+        // Declined when asked before the run; or a sweep over a point its model could not run,
+        // which cannot run either, for the same reason.
+        let declined = plan.declined.get(&spec.id).cloned();
+        let base_unavailable = match &spec.pace {
+            PaceSpec::Fraction { base, .. } => {
+                points.iter().find(|p| &p.spec.id == base).and_then(|p| p.unavailable.clone())
+            }
+            PaceSpec::Closed => None,
+        };
+        if let Some(unavailable) = declined.clone().or(base_unavailable) {
+            progress.note(&format!("{}: {}: {}", spec.id, unavailable.kind.label(), unavailable.reason));
+            if declined.is_none() {
+                progress.skip(spec.repeat as usize, spec.estimate() * spec.repeat);
+            }
+            points.push(PointResult {
+                spec: spec.clone(),
+                rate: None,
+                not_run: None,
+                unavailable: Some(unavailable),
+                repetitions: Vec::new(),
+            });
+            continue;
+        }
         let (rate, not_run) = match &spec.pace {
             PaceSpec::Closed => (None, None),
             PaceSpec::Fraction { base, fraction } => {
@@ -168,10 +192,16 @@ pub fn run(opts: &RunOptions) -> Result<PathBuf, RunError> {
                 }
             }
         };
-        let mut result =
-            PointResult { spec: spec.clone(), rate, not_run: not_run.clone(), repetitions: Vec::new() };
+        let mut result = PointResult {
+            spec: spec.clone(),
+            rate,
+            not_run: not_run.clone(),
+            unavailable: None,
+            repetitions: Vec::new(),
+        };
         if let Some(why) = &not_run {
             progress.note(&format!("{}: {why}", spec.id));
+            progress.skip(spec.repeat as usize, spec.estimate() * spec.repeat);
         } else {
             for rep in 1..=spec.repeat {
                 progress.start(&format!("{} r{rep}/{}", spec.id, spec.repeat));
@@ -182,8 +212,23 @@ pub fn run(opts: &RunOptions) -> Result<PathBuf, RunError> {
                     .and_then(|l| l.report.as_ref())
                     .and_then(|v| crate::loadgen_doc::LoadgenDoc::from_value(v).ok());
                 let mut line = format!("{} r{rep}: ", spec.id);
+                if let Some(unavailable) = &r.unavailable {
+                    // The server's own answer: the next repetition would get the same one.
+                    line.push_str(&format!(
+                        "{}: {} (the other repetitions are skipped)",
+                        unavailable.kind.label(),
+                        unavailable.reason
+                    ));
+                    progress.finish(spec.estimate(), &line);
+                    let left = spec.repeat.saturating_sub(rep);
+                    progress.skip(left as usize, spec.estimate() * left);
+                    result.unavailable = Some(unavailable.clone());
+                    result.repetitions.push(r);
+                    break;
+                }
                 if let Some(doc) = doc {
-                    line.push_str(&format!("{:.0} req/s", doc.achieved_rate));
+                    let unit = if spec.conn_per_request { "conn/s" } else { "req/s" };
+                    line.push_str(&format!("{:.0} {unit}", doc.achieved_rate));
                     if let Some(p) = doc.headline() {
                         line.push_str(&format!(", p99 {}", render::format::latency(p.p99 as f64)));
                     }

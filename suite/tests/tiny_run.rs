@@ -27,6 +27,14 @@ conns = [2]
 plots = ["throughput", "memory", "spectrum"]
 
 [[experiment]]
+name = "churn"
+title = "a connection per request"
+conns = [2]
+conn_per_request = true
+duration = "500ms"
+plots = ["bars"]
+
+[[experiment]]
 name = "sweep"
 title = "open loop"
 conns = [2]
@@ -107,10 +115,10 @@ fn tiny_matrix_runs_and_report_rerenders_byte_for_byte() {
         serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
     assert_eq!(results["schema_version"], 1);
     let points = results["points"].as_array().unwrap();
-    // closed, sweep, and the scaling steps this machine's server CPUs allow for `async`.
+    // closed, churn, sweep, and the scaling steps this machine's server CPUs allow for `async`.
     let steps = points.iter().filter(|p| p["spec"]["experiment"] == "scale").count();
     assert!(steps >= 1, "{points:?}");
-    assert_eq!(points.len(), 2 + steps);
+    assert_eq!(points.len(), 3 + steps);
     assert!(log.contains("scale: `no-such-model` was not run"), "one printed line per skipped model:\n{log}");
     assert!(results["models"].as_array().unwrap().iter().any(|m| m["name"] == "reactor"));
     for p in points {
@@ -121,17 +129,35 @@ fn tiny_matrix_runs_and_report_rerenders_byte_for_byte() {
             assert_eq!(r["server"]["exit"], "exit 0");
             assert!(r["loadgen"]["report"]["counts"]["requests"].as_u64().unwrap() > 0);
             assert!(r["samples"]["rss_peak_kib"].as_u64().unwrap() > 0);
+            // The server's process tree: one process here, its PSS read.
+            assert_eq!(r["samples"]["scope"], "process-tree");
+            assert_eq!(r["samples"]["processes_peak"], 1);
+            assert!(r["samples"]["pss_peak_kib"].as_u64().unwrap() > 0);
             assert!(out.join(r["loadgen"]["hgrm"].as_str().unwrap()).is_file());
         }
     }
+    // A connection per request: loadgen was told so, and counted the connections.
+    let churn = &points[1];
+    assert_eq!(churn["spec"]["conn_per_request"], true);
+    let report = &churn["repetitions"][0]["loadgen"]["report"];
+    assert!(report["conn_per_request"]["opened"].as_u64().unwrap() > 0, "{report}");
+    assert!(
+        churn["repetitions"][0]["loadgen"]["command"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a == "--conn-per-request")
+    );
     // The sweep's rate is half the closed-loop median.
-    assert!(points[1]["rate"].as_f64().unwrap() > 0.0);
+    assert!(points[2]["rate"].as_f64().unwrap() > 0.0);
 
     let before = read_rendered(&out);
     assert!(before.iter().any(|(n, _)| n == "plots/throughput_vs_connections.svg"));
     assert!(before.iter().any(|(n, _)| n == "plots/latency_vs_rate.svg"));
     assert!(before.iter().any(|(n, _)| n == "plots/throughput_vs_server_cpus.svg"));
+    assert!(before.iter().any(|(n, _)| n == "plots/bars-churn-c2.svg"));
     let readme = String::from_utf8_lossy(&before[0].1).into_owned();
+    assert!(readme.contains("| throughput (conn/s) |"), "{readme}");
     assert!(readme.contains("## scaling") && readme.contains("**Scaling:** async "), "{readme}");
     for (name, _) in &before {
         std::fs::remove_file(out.join(name)).unwrap();
@@ -143,5 +169,96 @@ fn tiny_matrix_runs_and_report_rerenders_byte_for_byte() {
     for ((name, a), (_, b)) in before.iter().zip(&after) {
         assert!(a == b, "{name} differs after re-rendering");
     }
+    std::fs::remove_dir_all(&tmp).unwrap();
+}
+
+/// A server that declines: the fake script below lists two models and, like a server built
+/// before `--check`, cannot answer it, so the suite learns at the first start. `refuser`
+/// prints the refusal line and exits 1; `fine` runs the real reactor. The point of `refuser`
+/// must be recorded as not served, once, and the run must still succeed and re-render.
+#[test]
+fn a_model_that_declines_is_recorded_once_and_not_as_a_failure() {
+    let Some((server, loadgen)) = find_bins() else {
+        eprintln!("skipped: no server/loadgen binaries built next to the suite (run cargo test --workspace)");
+        return;
+    };
+    let tmp = std::env::temp_dir().join(format!("suite-decline-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::create_dir_all(&tmp).unwrap();
+    let fake = tmp.join("server");
+    let script = format!(
+        r#"#!/bin/sh
+for a in "$@"; do
+  case $a in
+    --list-models) printf 'fine\tthe reactor underneath\nrefuser\tdeclines everything\n'; exit 0 ;;
+    --check) echo "error: unexpected argument '--check' found" >&2; exit 2 ;;
+  esac
+done
+case "$*" in
+  *"--model refuser"*) echo "server: refuser does not serve echo-line: it is only a test" >&2; exit 1 ;;
+esac
+shift 2
+exec {} --model reactor "$@"
+"#,
+        server.display()
+    );
+    std::fs::write(&fake, script).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let matrix = tmp.join("m.toml");
+    std::fs::write(
+        &matrix,
+        r#"
+[defaults]
+repeat = 3
+warmup = "100ms"
+duration = "300ms"
+timeout = "2s"
+server_args = ["--grace", "1s"]
+
+[[experiment]]
+name = "closed"
+title = "closed loop"
+conns = [2]
+"#,
+    )
+    .unwrap();
+    let out = tmp.join("run");
+    let run = Command::new(env!("CARGO_BIN_EXE_suite"))
+        .args(["run", "--matrix"])
+        .arg(&matrix)
+        .arg("--out")
+        .arg(&out)
+        .arg("--server-bin")
+        .arg(&fake)
+        .arg("--loadgen-bin")
+        .arg(&loadgen)
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "{log}");
+    assert!(log.contains("could not tell whether each model serves each point"), "{log}");
+    assert!(log.contains("not served by this model: refuser does not serve echo-line"), "{log}");
+    let results: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
+    let refuser =
+        results["points"].as_array().unwrap().iter().find(|p| p["spec"]["model"] == "refuser").unwrap();
+    assert_eq!(refuser["unavailable"]["kind"], "not-served");
+    assert_eq!(refuser["unavailable"]["reason"], "refuser does not serve echo-line: it is only a test");
+    let reps = refuser["repetitions"].as_array().unwrap();
+    assert_eq!(reps.len(), 1, "asked once, not once per repetition");
+    assert_eq!(reps[0]["failures"].as_array().unwrap().len(), 0);
+    assert_eq!(reps[0]["unavailable"]["kind"], "not-served");
+    let fine = results["points"].as_array().unwrap().iter().find(|p| p["spec"]["model"] == "fine").unwrap();
+    assert!(fine.get("unavailable").is_none());
+    assert_eq!(fine["repetitions"].as_array().unwrap().len(), 3);
+    let readme = std::fs::read_to_string(out.join("README.md")).unwrap();
+    assert!(readme.contains("| refuser | not served by this model¹ | — |"), "{readme}");
+    assert!(readme.contains("¹ `refuser does not serve echo-line: it is only a test`"), "{readme}");
+    let csv = std::fs::read_to_string(out.join("results.csv")).unwrap();
+    assert!(csv.contains("not served by this model: refuser does not serve echo-line"), "{csv}");
     std::fs::remove_dir_all(&tmp).unwrap();
 }

@@ -37,7 +37,7 @@ pub struct Available {
 }
 
 const PROTOS: [&str; 5] = ["echo-line", "echo-frame", "http", "kv", "chat"];
-const PLOTS: [&str; 5] = ["throughput", "memory", "spectrum", "rate", "scaling"];
+const PLOTS: [&str; 6] = ["throughput", "memory", "spectrum", "rate", "scaling", "bars"];
 
 /// Where a scaling experiment writes the server CPU count in its flags.
 const CPUS_PLACEHOLDER: &str = "{cpus}";
@@ -58,7 +58,9 @@ struct Timing {
     timeout: Duration,
 }
 
-fn timing(file: &MatrixFile, ov: &Overrides) -> Result<Timing, MatrixError> {
+/// The timing of `exp`'s points: the command line first, then `--quick`'s settings, then the
+/// experiment's own `warmup` and `duration`, then `[defaults]`.
+fn timing(file: &MatrixFile, ov: &Overrides, exp: &Experiment) -> Result<Timing, MatrixError> {
     let d = &file.defaults;
     let q = if ov.quick { file.quick.clone() } else { Quick::default() };
     let repeat = ov.repeat.or(q.repeat).unwrap_or(d.repeat);
@@ -67,11 +69,11 @@ fn timing(file: &MatrixFile, ov: &Overrides) -> Result<Timing, MatrixError> {
     }
     let warmup = match ov.warmup {
         Some(w) => w,
-        None => parse_duration(q.warmup.as_deref().unwrap_or(&d.warmup))?,
+        None => parse_duration(q.warmup.as_deref().or(exp.warmup.as_deref()).unwrap_or(&d.warmup))?,
     };
     let duration = match ov.duration {
         Some(w) => w,
-        None => parse_duration(q.duration.as_deref().unwrap_or(&d.duration))?,
+        None => parse_duration(q.duration.as_deref().or(exp.duration.as_deref()).unwrap_or(&d.duration))?,
     };
     if duration.is_zero() {
         return invalid("duration must be longer than zero".into());
@@ -96,6 +98,20 @@ fn check(exp: &Experiment, seen: &[&str]) -> Result<(), MatrixError> {
     }
     if let Some(p) = exp.plots.iter().find(|p| !PLOTS.contains(&p.as_str())) {
         return invalid(format!("experiment {}: unknown plot `{p}` (known: {})", exp.name, PLOTS.join(", ")));
+    }
+    if exp.conn_per_request {
+        if !["echo-line", "echo-frame", "http"].contains(&exp.proto.as_str()) {
+            return invalid(format!(
+                "experiment {}: conn_per_request works with echo-line, echo-frame and http, not `{}`",
+                exp.name, exp.proto
+            ));
+        }
+        if exp.depth != 1 || exp.sweep.is_some() {
+            return invalid(format!(
+                "experiment {}: conn_per_request is closed loop at depth 1 (no depth, no sweep)",
+                exp.name
+            ));
+        }
     }
     if let Some(sweep) = &exp.sweep {
         if !seen.contains(&sweep.base.as_str()) {
@@ -154,7 +170,6 @@ CPUs were skipped (on a bigger machine: `--server-cpus 0-7 --loadgen-cpus 8-15`)
 
 /// Expands `file` into the plan, with `ov` applied, for the server and CPUs in `available`.
 pub fn expand(file: &MatrixFile, ov: &Overrides, available: &Available) -> Result<Plan, MatrixError> {
-    let t = timing(file, ov)?;
     let d = &file.defaults;
     let listed = &available.models;
     let unlisted = |m: &String| !listed.contains(m);
@@ -168,11 +183,12 @@ pub fn expand(file: &MatrixFile, ov: &Overrides, available: &Available) -> Resul
         }
     }
     let defaults = file.models.clone().unwrap_or_else(|| listed.clone());
-    let mut plan = Plan { experiments: Vec::new(), points: Vec::new() };
+    let mut plan = Plan { experiments: Vec::new(), points: Vec::new(), declined: Default::default() };
     let mut seen: Vec<&str> = Vec::new();
     for exp in &file.experiments {
         check(exp, &seen)?;
         seen.push(&exp.name);
+        let t = timing(file, ov, exp)?;
         let slack = exp.slack.as_deref().map(parse_duration).transpose()?.unwrap_or_default();
         let (models, mut notes) = models_of(exp, &defaults, listed)?;
         let steps: Vec<Option<usize>> = if exp.scale_cpus {
@@ -220,6 +236,7 @@ pub fn expand(file: &MatrixFile, ov: &Overrides, available: &Available) -> Resul
                         conns,
                         idle_conns: exp.idle_conns,
                         depth: exp.depth,
+                        conn_per_request: exp.conn_per_request,
                         server_cpus: cpus,
                         loadgen_threads: d.loadgen_threads.clamp(1, conns),
                         seed: d.seed,
@@ -300,10 +317,14 @@ pub(crate) mod tests {
     #[test]
     fn default_matrix_expands_to_every_model_the_server_lists() {
         let plan = default_plan(&Overrides::default());
-        // 4 conns + c10k + work + block + frame + 2 http + kv + 2 chat = 13 points per model
-        // for 5 models, plus 3 single-lock kv points, 6 rates for 3 models, and the scaling
-        // experiment's one CPU step for the two of its three models this server lists.
-        assert_eq!(plan.points.len(), 13 * 5 + 3 + 6 * 3 + 2);
+        // 4 conns + c10k + connect-rate + work + block + frame + 2 http + kv + 2 chat = 14
+        // points per model for 5 models, plus 3 single-lock kv points, 6 rates for 3 models,
+        // and the scaling experiment's one CPU step for the two of its three models this
+        // server lists.
+        assert_eq!(plan.points.len(), 14 * 5 + 3 + 6 * 3 + 2);
+        let churn = plan.points.iter().find(|p| p.id == "connect-rate/blocking/c16").unwrap();
+        assert!(churn.conn_per_request && churn.duration_s == 3.0 && churn.warmup_s == 0.5, "{churn:?}");
+        assert!(!plan.points.iter().any(|p| p.conn_per_request && p.experiment != "connect-rate"));
         assert!(plan.points.iter().any(|p| p.id == "c10k/blocking/c16+i10000" && p.idle_conns == 10_000));
         let tp = plan.points.iter().find(|p| p.id == "closed-64B/thread-pool/c1000").unwrap();
         assert_eq!(tp.server_args, ["--grace", "2s", "--threads", "128"]);
@@ -330,6 +351,38 @@ pub(crate) mod tests {
         assert!(!plan.points.iter().any(|p| p.experiment == "kv-single-lock" && p.model == "executor"));
         // Seven models still fit the suite issue's hour.
         assert!(plan.estimate() < Duration::from_secs(60 * 60), "{:?}", plan.estimate());
+        // Nine come to a little more (scripts/suite.toml's header says how much, and what the
+        // run saves: points a model declines when asked are not run at all).
+        seven.extend(["io-uring", "process-per-connection"]);
+        let mut plan =
+            expand(&parse(DEFAULT_MATRIX).unwrap(), &Overrides::default(), &available(&seven)).unwrap();
+        assert!(plan.estimate() < Duration::from_secs(66 * 60), "{:?}", plan.estimate());
+        let before = plan.estimate();
+        let refused = plan.decline(|args| match args.windows(2).any(|w| w == ["--proto", "kv"]) {
+            true => crate::models::Verdict::Declines(crate::models::Unavailable {
+                kind: crate::models::UnavailableKind::NotServed,
+                reason: "no".into(),
+            }),
+            false => crate::models::Verdict::Serves,
+        });
+        assert!(refused.is_empty());
+        assert!(plan.declined.contains_key("kv-mix/process-per-connection/c64"));
+        assert!(plan.estimate() < before, "declined points cost nothing");
+    }
+
+    #[test]
+    fn the_server_is_asked_once_per_command_line() {
+        let mut plan = default_plan(&Overrides::default());
+        let mut asked = Vec::new();
+        let unknown = plan.decline(|args| {
+            asked.push(args.to_vec());
+            crate::models::Verdict::Unknown("exit Some(2): unexpected argument '--check'".into())
+        });
+        assert_eq!(unknown, ["exit Some(2): unexpected argument '--check'"], "said once");
+        assert!(plan.declined.is_empty(), "an older server declines nothing");
+        let distinct: std::collections::BTreeSet<&Vec<String>> = asked.iter().collect();
+        assert_eq!(distinct.len(), asked.len(), "no command line asked twice");
+        assert!(asked.len() < plan.points.len());
     }
 
     #[test]
@@ -369,6 +422,7 @@ pub(crate) mod tests {
     #[test]
     fn quick_and_command_line_override_in_that_order() {
         let quick = default_plan(&Overrides { quick: true, ..Overrides::default() });
+        // --quick replaces an experiment's own timing too (connect-rate's 3 s).
         assert!(quick.points.iter().all(|p| p.repeat == 1 && p.duration_s == 2.0 && p.warmup_s == 0.5));
         assert!(quick.estimate() < Duration::from_secs(8 * 60), "{:?}", quick.estimate());
         let ov = Overrides {
@@ -407,5 +461,9 @@ pub(crate) mod tests {
         let foreign = DEFAULT_MATRIX.replace("\nasync = [\"--runtime\"", "\nreactor = [\"--runtime\"");
         let err = expand(&parse(&foreign).unwrap(), &ov, &five).unwrap_err();
         assert!(err.to_string().contains("model_args for `reactor`"), "{err}");
+        let churn_kv =
+            DEFAULT_MATRIX.replace("conn_per_request = true", "conn_per_request = true\ndepth = 2");
+        let err = expand(&parse(&churn_kv).unwrap(), &ov, &five).unwrap_err();
+        assert!(err.to_string().contains("closed loop at depth 1"), "{err}");
     }
 }

@@ -129,6 +129,10 @@ pub struct Experiment {
     /// loadgen `--depth`.
     #[serde(default = "one")]
     pub depth: usize,
+    /// Every request on a new connection (loadgen `--conn-per-request`): the table then counts
+    /// connections per second.
+    #[serde(default)]
+    pub conn_per_request: bool,
     /// Extra server flags for this experiment.
     #[serde(default)]
     pub server_args: Vec<String>,
@@ -150,6 +154,14 @@ pub struct Experiment {
     /// Extra time allowed beyond warm-up + duration + 2 × timeout before loadgen is stopped.
     #[serde(default)]
     pub slack: Option<String>,
+    /// This experiment's warm-up, instead of `[defaults]`'s (`--quick` and `--warmup` still
+    /// replace it).
+    #[serde(default)]
+    pub warmup: Option<String>,
+    /// This experiment's measured phase, instead of `[defaults]`'s (`--quick` and `--duration`
+    /// still replace it): for an experiment whose figure settles sooner than the others'.
+    #[serde(default)]
+    pub duration: Option<String>,
     /// Which plots use this experiment: `throughput`, `memory`, `spectrum`, `rate`, `scaling`.
     #[serde(default)]
     pub plots: Vec<String>,

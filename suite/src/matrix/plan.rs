@@ -2,9 +2,12 @@
 //! all of its settings, already resolved, so a result never has to be read back against the
 //! matrix file that produced it.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+
+use crate::models::{Unavailable, Verdict};
 
 /// How the load is paced for one point.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -40,6 +43,10 @@ pub struct PointSpec {
     pub idle_conns: usize,
     /// loadgen `--depth`.
     pub depth: usize,
+    /// loadgen `--conn-per-request`: a new connection for every request (absent: false, and in
+    /// older results).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub conn_per_request: bool,
     /// Scaling experiments: the server runs on the first this many CPUs of its list (absent:
     /// on all of them).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -86,8 +93,9 @@ impl PointSpec {
         let mut s = self.warmup_s + self.duration_s + 1.0 + self.idle_conns as f64 * 0.000_2;
         // The one model whose failures are known in advance: `blocking` serves one client at a
         // time, so with more connections loadgen waits out its timeout, and beyond the listen
-        // backlog (4,096) every further connect does too, until the deadline stops it.
-        if self.model == "blocking" && self.conns + self.idle_conns > 1 {
+        // backlog (4,096) every further connect does too, until the deadline stops it. Clients
+        // that each leave after one request (`conn_per_request`) it serves one after another.
+        if self.model == "blocking" && self.conns + self.idle_conns > 1 && !self.conn_per_request {
             s = if self.conns + self.idle_conns > 4096 {
                 self.deadline().as_secs_f64()
             } else {
@@ -127,11 +135,62 @@ pub struct Plan {
     pub experiments: Vec<ExperimentInfo>,
     /// Points in run order.
     pub points: Vec<PointSpec>,
+    /// Points whose model said before the run, through `server … --check`, that it cannot
+    /// serve them (by point id): they are recorded as such, never started. The expansion
+    /// leaves this empty; the caller asks the server (see [`Plan::decline`]).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub declined: BTreeMap<String, Unavailable>,
 }
 
 impl Plan {
-    /// Total estimated wall-clock time.
+    /// Total estimated wall-clock time of the points that will run.
     pub fn estimate(&self) -> Duration {
-        self.points.iter().map(|p| p.estimate() * p.repeat).sum()
+        self.points
+            .iter()
+            .filter(|p| !self.declined.contains_key(&p.id))
+            .map(|p| p.estimate() * p.repeat)
+            .sum()
     }
+
+    /// Asks `check` about each distinct server command line of the plan (once each) and
+    /// records the points whose model declines; returns the answers it could not read (an
+    /// older server without `--check`), each once, so the caller can say that the run will
+    /// find out by starting those servers.
+    pub fn decline(&mut self, mut check: impl FnMut(&[String]) -> Verdict) -> Vec<String> {
+        let mut asked: Vec<(Vec<String>, Verdict)> = Vec::new();
+        let mut unknown: Vec<String> = Vec::new();
+        for p in &self.points {
+            let args = server_command(p);
+            let verdict = match asked.iter().find(|(a, _)| *a == args) {
+                Some((_, v)) => v.clone(),
+                None => {
+                    let v = check(&args);
+                    asked.push((args, v.clone()));
+                    v
+                }
+            };
+            match verdict {
+                Verdict::Serves => {}
+                Verdict::Declines(why) => {
+                    self.declined.insert(p.id.clone(), why);
+                }
+                Verdict::Unknown(why) => {
+                    if !unknown.contains(&why) {
+                        unknown.push(why);
+                    }
+                }
+            }
+        }
+        unknown
+    }
+}
+
+/// The server's arguments for `spec`: `--model M --proto P --addr 127.0.0.1:0` and its flags.
+pub fn server_command(spec: &PointSpec) -> Vec<String> {
+    let mut args: Vec<String> = ["--model", &spec.model, "--proto", &spec.proto, "--addr", "127.0.0.1:0"]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect();
+    args.extend(spec.server_args.iter().cloned());
+    args
 }

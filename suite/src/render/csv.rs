@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 
 use super::Row;
-use crate::aggregate::METRICS;
+use crate::aggregate::{FIRST_METRICS, METRICS};
 
 fn field(text: &str) -> String {
     if text.contains([',', '"', '\n']) {
@@ -24,13 +24,21 @@ pub fn render(rows: &[Row]) -> String {
     let mut out = String::from(
         "id,experiment,model,proto,size,conns,idle_conns,offered_rate,repetitions,ok_repetitions,status,fell_short",
     );
-    for (name, unit) in METRICS {
+    // The metrics that came with process-tree sampling get columns only in runs that have them,
+    // so an older run's CSV re-renders as it was.
+    let later = rows.iter().any(|r| r.summary.stats[FIRST_METRICS..].iter().any(Option::is_some));
+    let metrics = if later { METRICS.len() } else { FIRST_METRICS };
+    for (name, unit) in &METRICS[..metrics] {
         let _ = write!(out, ",{name}_{unit}_median,{name}_{unit}_min,{name}_{unit}_max,{name}_noisy");
     }
     out.push('\n');
     for row in rows {
         let (p, s) = (&row.point.spec, &row.summary);
-        let status = if s.ok() { "ok".to_owned() } else { format!("failed: {}", s.failures.join("; ")) };
+        let status = match &s.unavailable {
+            Some(why) => format!("{}: {}", why.kind.label(), why.reason),
+            None if s.ok() => "ok".to_owned(),
+            None => format!("failed: {}", s.failures.join("; ")),
+        };
         let _ = write!(
             out,
             "{},{},{},{},{},{},{},{},{},{},{},{}",
@@ -47,7 +55,7 @@ pub fn render(rows: &[Row]) -> String {
             field(&status),
             s.fell_short
         );
-        for stat in &s.stats {
+        for stat in &s.stats[..metrics] {
             match stat {
                 Some(st) => {
                     let _ = write!(

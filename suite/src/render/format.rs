@@ -77,13 +77,20 @@ pub fn xml(text: &str) -> String {
     text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
-/// What one unit of throughput is: a request answered, or (chat) a line said, whose latency is
-/// then measured once per member it reaches.
+/// What one unit of throughput is: a request answered, (chat) a line said, whose latency is
+/// then measured once per member it reaches, or (a new connection per request) a connection.
 pub(super) fn unit(rows: &[&Row]) -> (&'static str, &'static str) {
-    match rows.first().map(|r| r.point.spec.proto.as_str()) {
-        Some("chat") => ("lines/s", "line"),
+    match rows.first().map(|r| (r.point.spec.proto.as_str(), r.point.spec.conn_per_request)) {
+        Some((_, true)) => ("conn/s", "conn"),
+        Some(("chat", _)) => ("lines/s", "line"),
         _ => ("req/s", "req"),
     }
+}
+
+/// Superscript digits for footnote marks: `¹`, `²`, … `¹⁰`.
+pub fn superscript(n: usize) -> String {
+    const DIGITS: [char; 10] = ['⁰', '¹', '²', '³', '⁴', '⁵', '⁶', '⁷', '⁸', '⁹'];
+    n.to_string().chars().map(|c| DIGITS[c.to_digit(10).unwrap_or(0) as usize]).collect()
 }
 
 #[cfg(test)]
@@ -107,5 +114,7 @@ mod tests {
         assert_eq!(sig3(0.5234), "0.523");
         assert_eq!(cell("a|b\nc"), "a\\|b c");
         assert_eq!(xml("<a & \"b\">"), "&lt;a &amp; &quot;b&quot;&gt;");
+        assert_eq!(superscript(1), "¹");
+        assert_eq!(superscript(10), "¹⁰");
     }
 }

@@ -5,6 +5,7 @@
 //! does, so a re-render is byte-for-byte what the run wrote. Nothing here reads a clock or the
 //! environment; order comes from the plan, and numbers are formatted by fixed rules.
 
+pub mod bars;
 pub mod csv;
 pub mod format;
 pub mod plots;
@@ -49,8 +50,11 @@ pub fn rows(results: &RunResults) -> Vec<Row<'_>> {
 /// The files a run directory's report consists of: relative path and contents.
 pub fn render(results: &RunResults) -> Vec<(String, String)> {
     let rows = rows(results);
-    let mut plots = plots::all(results, &rows);
-    plots.extend(scaling::plots(results, &rows, &plots::Palette::of(results)));
+    let palette = plots::Palette::of(results);
+    // Bar charts first: on the page they come before their experiment's spectra.
+    let mut plots = bars::plots(results, &rows, &palette);
+    plots.extend(plots::all(results, &rows));
+    plots.extend(scaling::plots(results, &rows, &palette));
     let mut files = vec![
         ("README.md".to_owned(), readme::render(results, &rows, &plots)),
         ("results.csv".to_owned(), csv::render(&rows)),
@@ -120,9 +124,16 @@ mod tests {
                 threads_final: 3,
                 fds_peak: 20,
                 fds_final: 5,
+                processes_peak: None,
+                processes_final: None,
+                pss_peak_kib: None,
+                pss_final_kib: None,
+                reaped_cpu_seconds: None,
+                scope: None,
                 series: vec![],
             }),
             failures,
+            unavailable: None,
         }
     }
 
@@ -138,6 +149,7 @@ mod tests {
                 spec: spec.clone(),
                 rate: None,
                 not_run: None,
+                unavailable: None,
                 repetitions: (1..=3)
                     .map(|n| {
                         let fail = if spec.model == "blocking" && spec.conns > 1 {
@@ -214,6 +226,123 @@ mod tests {
         assert!(files.iter().any(|(n, _)| n == "plots/spectrum-c10k-c16+i10000.svg"));
     }
 
+    /// A run of a later suite: the server's process tree sampled (PSS, processes), the
+    /// connect-rate experiment, and points the models declined: `io-uring` unavailable here,
+    /// `process-per-connection` not serving kv.
+    fn synthetic_tree() -> RunResults {
+        let mut results = synthetic();
+        let models = [FIVE.as_slice(), &["io-uring", "process-per-connection"]].concat();
+        let plan =
+            expand(&parse(DEFAULT_MATRIX).unwrap(), &Overrides::default(), &available(&models)).unwrap();
+        results.experiments = plan.experiments.clone();
+        let wanted = |p: &&crate::matrix::PointSpec| {
+            ["closed-64B", "connect-rate", "kv-mix", "rate-sweep"].contains(&p.experiment.as_str())
+        };
+        results.points = plan
+            .points
+            .iter()
+            .filter(wanted)
+            .enumerate()
+            .map(|(i, spec)| {
+                let unavailable = match (spec.model.as_str(), spec.proto.as_str()) {
+                    ("io-uring", _) => Some(crate::models::Unavailable {
+                        kind: crate::models::UnavailableKind::UnavailableHere,
+                        reason: "io-uring is unavailable here: io_uring_setup: Operation not permitted"
+                            .into(),
+                    }),
+                    ("process-per-connection", "kv") => Some(crate::models::Unavailable {
+                        kind: crate::models::UnavailableKind::NotServed,
+                        reason: "process-per-connection does not serve kv: they share no store".into(),
+                    }),
+                    _ => None,
+                };
+                let repetitions = match unavailable {
+                    Some(_) => vec![],
+                    None => (1..=3)
+                        .map(|n| {
+                            let mut r = rep(n, 1000.0 * (i + 1) as f64, vec![]);
+                            let s = r.samples.as_mut().unwrap();
+                            s.scope = Some("process-tree".into());
+                            let forks = spec.model == "process-per-connection";
+                            s.processes_peak = Some(if forks { 1 + spec.conns as u64 } else { 1 });
+                            s.processes_final = Some(1);
+                            s.pss_peak_kib = Some(if forks { 3000 + 200 * spec.conns as u64 } else { 3000 });
+                            s.pss_final_kib = Some(2900);
+                            s.reaped_cpu_seconds = Some(if forks { 0.4 } else { 0.0 });
+                            if forks {
+                                s.rss_peak_kib = 4000 * (1 + spec.conns as u64);
+                            }
+                            r
+                        })
+                        .collect(),
+                };
+                PointResult { spec: spec.clone(), rate: None, not_run: None, unavailable, repetitions }
+            })
+            .collect();
+        results
+    }
+
+    #[test]
+    fn a_tree_run_shows_pss_processes_connections_per_second_and_what_was_declined() {
+        let results = synthetic_tree();
+        let files = render(&results);
+        let readme = &files.iter().find(|(n, _)| n == "README.md").unwrap().1;
+        // The process-tree columns and how to read them.
+        assert!(
+            readme.contains("| peak RSS | peak PSS | threads | processes | switches / req |"),
+            "{readme}"
+        );
+        assert!(readme.contains("**whole process tree**"), "{readme}");
+        assert!(
+            readme.contains("- **peak RSS**: the server's VmHWM, or the largest sum over its tree"),
+            "{readme}"
+        );
+        // connect-rate counts connections, its own table and bar chart.
+        assert!(readme.contains("## New connections: one 64-byte request per connection"), "{readme}");
+        assert!(readme.contains("| throughput (conn/s) |") && readme.contains("switches / conn"), "{readme}");
+        assert!(readme.contains("- **conn/s**: where every request has a connection of its own"), "{readme}");
+        assert!(
+            readme
+                .contains("![new connections per second, connect-rate c16](plots/bars-connect-rate-c16.svg)")
+        );
+        // A forking model's switches are a lower bound; the memory ranking is by PSS.
+        assert!(readme.contains("| ≥ "), "{readme}");
+        assert!(readme.contains("peak PSS: "), "{readme}");
+        // Declined points: a label with a footnote, em dashes, and the server's words.
+        assert!(readme.contains("| io-uring | unavailable here¹ | — | — |"), "{readme}");
+        assert!(readme.contains("¹ `io-uring is unavailable here: io_uring_setup: Operation not permitted`"));
+        assert!(readme.contains("| process-per-connection | not served by this model² |"), "{readme}");
+        assert!(
+            readme.contains("² `process-per-connection does not serve kv: they share no store`"),
+            "{readme}"
+        );
+        assert!(
+            readme
+                .contains(". Not served by this model: process-per-connection. Unavailable here: io-uring.")
+        );
+        assert!(!readme.contains("Failed: io-uring"), "declining is not failing");
+        assert!(readme.contains("- **unavailable here** and **not served by this model**"), "{readme}");
+        // The sweep's io-uring rows (if it named io-uring) would say so; async's ran.
+        // CSV: the later metrics get columns, and the status says what was declined.
+        let csv = &files.iter().find(|(n, _)| n == "results.csv").unwrap().1;
+        assert!(csv.lines().next().unwrap().ends_with("processes_peak_processes_max,processes_peak_noisy"));
+        assert!(csv.contains(",unavailable here: io-uring is unavailable here: io_uring_setup"), "{csv}");
+        // The memory plot plots PSS when every point has it.
+        let memory = &files.iter().find(|(n, _)| n == "plots/memory_vs_connections.svg").unwrap().1;
+        assert!(memory.contains("Peak PSS against connections held"), "{memory}");
+        let bars = &files.iter().find(|(n, _)| n == "plots/bars-connect-rate-c16.svg").unwrap().1;
+        assert!(bars.contains("— unavailable here") && bars.contains(">process-per-connection<"), "{bars}");
+        // And the whole page survives results.json.
+        let dir = std::env::temp_dir().join(format!("suite-render-tree-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        results::save(&results, &dir.join("results.json")).unwrap();
+        render_dir(&dir).unwrap();
+        for (name, text) in &files {
+            assert_eq!(&std::fs::read_to_string(dir.join(name)).unwrap(), text, "{name}");
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
     /// The synthetic run plus the scaling experiment on a server with four CPUs, throughput
     /// growing with the CPUs for every model but `thread-per-connection`.
     fn synthetic_scaling(server_cpus: usize) -> RunResults {
@@ -231,6 +360,7 @@ mod tests {
                 spec: spec.clone(),
                 rate: None,
                 not_run: None,
+                unavailable: None,
                 repetitions: (1..=3)
                     .map(|k| {
                         let mut r = rep(k, 10_000.0 * gain, vec![]);

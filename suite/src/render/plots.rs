@@ -186,12 +186,22 @@ pub fn all(results: &RunResults, rows: &[Row]) -> Vec<Plot> {
     if !memory.is_empty() {
         let held = |r: &Row| (r.point.spec.conns + r.point.spec.idle_conns) as f64;
         let last_exp = memory[memory.len() - 1].point.spec.experiment.clone();
+        // PSS where the run measured it for every point shown: a forking server's children
+        // share its pages, which RSS counts once per process. Older runs keep their RSS plot.
+        let measured = memory.iter().filter(|r| r.summary.get("rss_peak").is_some());
+        let pss = memory.iter().any(|r| r.summary.get("pss_peak").is_some())
+            && measured.clone().all(|r| r.summary.get("pss_peak").is_some());
+        let (memory_metric, memory_title, memory_label) = if pss {
+            ("pss_peak", "Peak PSS against connections held", "peak PSS (server and its children)")
+        } else {
+            ("rss_peak", "Peak RSS against connections held", "peak RSS")
+        };
         for (metric, file, title, y_label, tick) in [
             (
-                "rss_peak",
+                memory_metric,
                 "memory_vs_connections",
-                "Peak RSS against connections held",
-                "peak RSS",
+                memory_title,
+                memory_label,
                 &mib as &dyn Fn(f64) -> String,
             ),
             (
@@ -202,8 +212,8 @@ pub fn all(results: &RunResults, rows: &[Row]) -> Vec<Plot> {
                 &count,
             ),
         ] {
-            // RSS is plotted in MiB so the decade ticks fall on round numbers.
-            let scale = if metric == "rss_peak" { 1.0 / 1024.0 } else { 1.0 };
+            // Memory is plotted in MiB so the decade ticks fall on round numbers.
+            let scale = if metric == memory_metric { 1.0 / 1024.0 } else { 1.0 };
             let series = lines(&palette, &memory, held, |r| median(r, metric).map(|v| v * scale), false, "");
             let chart = Chart {
                 title: title.into(),

@@ -25,6 +25,13 @@ pub fn speedup(rows: &[&Row]) -> String {
                 .collect();
             pts.sort_by_key(|p| p.0);
             let cpus = |n: usize| format!("{n} CPU{}", if n == 1 { "" } else { "s" });
+            let declined = rows
+                .iter()
+                .filter(|r| r.point.spec.model == model)
+                .find_map(|r| r.summary.unavailable.as_ref());
+            if let Some(why) = declined.filter(|_| pts.is_empty()) {
+                return format!("{model}: {}", why.kind.label());
+            }
             match (pts.first(), pts.last()) {
                 (Some(&(a, low)), Some(&(b, high))) if b > a && low > 0.0 => format!(
                     "{model} {} {rate} on {}, {}× its {} on {}",

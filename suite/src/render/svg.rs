@@ -53,7 +53,7 @@ impl Axis {
         }
     }
 
-    fn ticks(&self) -> Vec<f64> {
+    pub(super) fn ticks(&self) -> Vec<f64> {
         if self.log {
             let (a, b) = (self.min.log10().round() as i32, self.max.log10().round() as i32);
             (a..=b).map(|e| 10f64.powi(e)).collect()

@@ -8,7 +8,8 @@
 # line, and checks: GET / is 200 `Hello, world!`; HEAD / has the headers and no body; /nope is
 # 404; POST is 405 with `Allow: GET, HEAD`; two URLs in one curl call share one connection
 # (keep-alive); HTTP/1.0 (`curl -0`) is served. Then it stops the server with SIGTERM and checks
-# that it exits 0.
+# that it exits 0. A model that cannot serve http here (the server says so: `--check`, or one
+# line instead of `listening on`) is skipped with a `skipped: <the server's reason>` line.
 #
 # Installs curl with apt-get if it is missing (through sudo when not root). Exits 0 when every
 # check passed, 1 with a message naming the model and the check otherwise, 2 on a usage error.
@@ -18,7 +19,7 @@ source "$(dirname "$0")/../lib/models.sh"
 WAIT_SECONDS=10 # for the `listening on` line, and for the exit after SIGTERM
 
 usage() {
-    sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//' >&2
+    sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//' >&2
     exit 2
 }
 
@@ -64,15 +65,26 @@ curl_() {
     curl --silent --show-error --max-time 5 "$@"
 }
 
-# start_server MODEL: sets server_pid and addr.
+# start_server MODEL: sets server_pid and addr. Returns 1, after printing `skipped: …`, when
+# the server says instead of listening that its model cannot serve http here.
 start_server() {
-    local model=$1 fifo="$tmp/$1.stdout" line
+    local model=$1 fifo="$tmp/$1.stdout" line why
     mkfifo "$fifo"
     "$server_bin" --model "$model" --proto http --addr 127.0.0.1:0 >"$fifo" 2>"$tmp/$model.stderr" &
     server_pid=$!
     # Opening the FIFO waits for the server's end; the read waits for its first line, bounded.
     exec {out}<"$fifo"
     if ! read -r -t "$WAIT_SECONDS" -u "$out" line || [[ $line != "listening on "* ]]; then
+        exec {out}<&-
+        if ! kill -0 "$server_pid" 2>/dev/null; then
+            wait "$server_pid" || true
+            server_pid=
+            why=$(refusal "$(cat "$tmp/$model.stderr")")
+            if [[ -n $why ]]; then
+                echo "skipped: $why"
+                return 1
+            fi
+        fi
         die "$model: no \`listening on ADDR\` line within ${WAIT_SECONDS}s (stderr: $(cat "$tmp/$model.stderr"))"
     fi
     exec {out}<&-
@@ -100,7 +112,8 @@ expect() {
 
 check_model() {
     local model=$1 got headers
-    start_server "$model"
+    can_serve "$server_bin" "$model" http || return 0
+    start_server "$model" || return 0
     local url="http://$addr"
 
     got=$(curl_ --write-out ' %{http_code}' "$url/") || die "$model: GET / failed"

@@ -5,7 +5,10 @@
 # port, then check with an unmodified redis-cli: PING, SET, GET, DEL, EXISTS, INCR and an
 # unknown command's error; an inline command typed the way `nc` would send it (through bash's
 # /dev/tcp); a short `redis-benchmark -t ping,set,get` that must finish and report its rates;
-# and finally SIGTERM, after which the server must exit 0.
+# and finally SIGTERM, after which the server must exit 0. A model that cannot serve kv (the
+# server says so itself, with `--check` or instead of `listening on`: process-per-connection
+# shares no store between its processes) is skipped with a `skipped: <the server's reason>`
+# line.
 #
 # Two models get settings that are their lesson, not a workaround for a bug (every other model,
 # present or future, runs with the defaults: 20 clients, the server's own flags):
@@ -38,6 +41,14 @@ fi
 
 work=$(mktemp -d)
 pids=()
+# forget PID: a process this script has reaped is no longer its to kill (its PID may be reused).
+forget() {
+    local keep=() p
+    for p in "${pids[@]}"; do
+        [[ $p == "$1" ]] || keep+=("$p")
+    done
+    pids=("${keep[@]}")
+}
 cleanup() {
     for pid in "${pids[@]}"; do
         kill -KILL "$pid" 2>/dev/null || true
@@ -64,6 +75,7 @@ expect() {
 
 for model in $models; do
     echo "== $model"
+    can_serve "$server_bin" "$model" kv || continue
     extra=()
     clients=20
     case $model in
@@ -79,9 +91,17 @@ for model in $models; do
     for _ in $(seq 100); do
         addr=$(sed -n 's/^listening on //p' "$work/$model.out")
         [[ -n $addr ]] && break
-        kill -0 "$pid" 2>/dev/null || fail "the server exited before listening"
+        kill -0 "$pid" 2>/dev/null || break
         sleep 0.1 # polling a child's output file: there is nothing to wait on
     done
+    if [[ -z $addr ]] && ! kill -0 "$pid" 2>/dev/null; then
+        wait "$pid" || true
+        why=$(refusal "$(cat "$work/$model.err")")
+        [[ -n $why ]] || fail "the server exited before listening"
+        forget "$pid"
+        echo "skipped: $why"
+        continue
+    fi
     [[ -n $addr ]] || fail "no 'listening on' line within 10 s"
     host=${addr%:*}
     port=${addr##*:}
@@ -125,7 +145,7 @@ for model in $models; do
     status=0
     timeout 15 tail --pid="$pid" -f /dev/null || fail "did not exit within 15 s of SIGTERM"
     wait "$pid" || status=$?
-    pids=("${pids[@]/#$pid/}")
+    forget "$pid"
     [[ $status -eq 0 ]] || fail "exit status $status after SIGTERM"
     echo "   SIGTERM: exit 0"
 done

@@ -18,3 +18,32 @@ list_models() {
     fi
     printf '%s\n' "$out"
 }
+
+# A model may be unable to serve a protocol here: io-uring where the kernel refuses io_uring,
+# process-per-connection for kv and chat (separate processes share no store). The server says
+# so itself, in one line on stderr with the words `is unavailable here` or `does not serve`, and
+# exits 1: when asked with `--check`, and when started. The scripts skip such a model with that
+# line rather than keep a list of who refuses what.
+
+# refusal TEXT: the server's line saying its model cannot serve (without its `server: `
+# prefix), or nothing when TEXT has none.
+refusal() {
+    local line
+    line=$(printf '%s\n' "$1" | grep -m1 -E 'is unavailable here|does not serve' || true)
+    printf '%s' "${line#server: }"
+}
+
+# can_serve SERVER_BIN MODEL PROTO: asks `SERVER_BIN --model MODEL --proto PROTO --check`.
+# Returns 0 when the model can serve PROTO here, and also when the server cannot say (one
+# built before --check: starting it will tell). When it cannot, prints
+# `skipped: <the server's reason>` (which names the model) and returns 1.
+can_serve() {
+    local err status=0 why
+    err=$("$1" --model "$2" --proto "$3" --check 2>&1 >/dev/null) || status=$?
+    why=$(refusal "$err")
+    if ((status == 1)) && [[ -n $why ]]; then
+        echo "skipped: $why"
+        return 1
+    fi
+    return 0
+}

@@ -69,6 +69,19 @@ impl InputBuffer {
     }
 }
 
+/// Empty a buffer of replies once they are written, and give its memory back if a large turn
+/// grew it: a burst must not stay resident for the life of the connection (or the loop).
+pub fn recycle(out: &mut Vec<u8>) {
+    if out.capacity() > KEEP {
+        *out = Vec::new();
+    } else {
+        out.clear();
+    }
+}
+
+/// The most capacity [`recycle`] keeps: a full output budget and one large reply.
+const KEEP: usize = 2 * crate::session::OUTPUT_BUDGET;
+
 #[cfg(test)]
 mod tests {
     use super::*;

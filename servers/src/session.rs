@@ -53,7 +53,21 @@ pub struct Served {
     /// The conversation is over (the peer broke the protocol, or the protocol says so):
     /// write `out`, then close.
     pub close: bool,
+    /// Decoding stopped because the replies reached the output budget, with input left over
+    /// that may hold more complete requests: write `out`, then serve the rest again *before*
+    /// reading more (no new bytes may ever come to prompt it).
+    pub more: bool,
 }
+
+/// How many bytes of replies one call to [`Session::serve`] may produce before it stops
+/// decoding: a connection never holds much more unsent output than this (plus one reply).
+///
+/// Without it, replies are bounded only by what one read can ask for: a single 64 KiB read of
+/// 7-byte `GET k` requests for a 64 KiB value asks for 600 MB of replies, from a client that
+/// need not read any of them. With it, the rest of that read waits, unconsumed, until the peer
+/// has taken the replies so far; if it never does, its socket's send buffer fills and the
+/// connection holds this much and no more.
+pub const OUTPUT_BUDGET: usize = 256 * 1024;
 
 /// One connection's protocol state plus the knobs, and the handle on whatever state the
 /// connection shares with the others (`S`: an `Rc` in one-thread models, an `Arc` in the rest).
@@ -70,13 +84,22 @@ impl<S: Store> Session<S> {
         Session { codec: Codec::new(proto, max_frame), knobs, store }
     }
 
-    /// Answer every complete request at the start of `input`, appending the responses to `out`.
+    /// Answer the complete requests at the start of `input`, appending the responses to `out`,
+    /// until they pass [`OUTPUT_BUDGET`] bytes (then [`Served::more`] says so).
     ///
     /// `input` must begin with the bytes the previous call did not consume.
     #[inline]
     pub fn serve(&mut self, input: &[u8], out: &mut Vec<u8>) -> Served {
-        let mut served = Served { consumed: 0, requests: 0, close: false };
+        let mut served = Served { consumed: 0, requests: 0, close: false, more: false };
+        let start = out.len();
+        // Chat is exempt: what a member says goes to the others' outboxes, each bounded by
+        // `--chat-queue` (and a line's prefix at most triples a read), not to its own socket.
+        let budget = if matches!(self.codec, Codec::Chat(_)) { usize::MAX } else { OUTPUT_BUDGET };
         loop {
+            if out.len() - start >= budget && served.consumed < input.len() {
+                served.more = true;
+                return served;
+            }
             match self.codec.decode(&input[served.consumed..], out, &self.store) {
                 Decoded::Incomplete => return served,
                 answered @ (Decoded::Request { consumed } | Decoded::Last { consumed }) => {
@@ -116,5 +139,52 @@ impl<S: Store> Session<S> {
     /// The most input bytes one request can need; an input buffer never has to grow past this.
     pub fn max_request_len(&self) -> usize {
         self.codec.max_request_len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::LocalStore;
+
+    fn kv_with_value(len: usize) -> Session<LocalStore> {
+        let mut session = Session::new(Proto::Kv, 1 << 20, Knobs::default(), LocalStore::new(10));
+        let set = [
+            format!("*3\r\n$3\r\nSET\r\n$1\r\nk\r\n${len}\r\n").into_bytes(),
+            vec![b'v'; len],
+            b"\r\n".to_vec(),
+        ];
+        session.serve(&set.concat(), &mut Vec::new());
+        session
+    }
+
+    #[test]
+    fn decoding_stops_at_the_output_budget_and_resumes_where_it_stopped() {
+        let mut session = kv_with_value(100_000);
+        let gets = b"GET k\r\n".repeat(10);
+        let mut out = Vec::new();
+        let first = session.serve(&gets, &mut out);
+        // 100 KB per reply: the third passes the 256 KiB budget, and decoding stops there.
+        assert_eq!((first.requests, first.more, first.close), (3, true, false));
+        assert_eq!(first.consumed, 3 * 7);
+        // Served again from where it stopped (as a model does once the replies are written),
+        // the rest comes three at a time, and the last call says nothing more is waiting.
+        let (mut at, mut calls, mut answered) = (first.consumed, 1, first.requests);
+        loop {
+            let served = session.serve(&gets[at..], &mut Vec::new());
+            (at, calls, answered) = (at + served.consumed, calls + 1, answered + served.requests);
+            if !served.more {
+                break;
+            }
+        }
+        assert_eq!((at, answered, calls), (gets.len(), 10, 4));
+    }
+
+    #[test]
+    fn small_replies_never_stop_at_the_budget() {
+        let mut session = kv_with_value(10);
+        let gets = b"GET k\r\n".repeat(1000);
+        let served = session.serve(&gets, &mut Vec::new());
+        assert_eq!((served.requests, served.consumed, served.more), (1000, gets.len(), false));
     }
 }

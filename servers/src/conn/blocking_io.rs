@@ -11,7 +11,7 @@ use std::io::{self, ErrorKind, Read, Write};
 use std::net::{Shutdown as Direction, SocketAddr, TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
-use crate::buffer::InputBuffer;
+use crate::buffer::{InputBuffer, recycle};
 use crate::net::{AcceptFailure, FdReserve, LINGER_BYTES, LINGER_TIME, Shed, wait_until_delivered};
 use crate::session::Session;
 use crate::shutdown::{OpenConnections, Shutdown, Tracked};
@@ -113,12 +113,19 @@ pub fn serve_connection<S: Store>(conn: &impl Connection, mut session: Session<S
             Err(e) => return Err(e),
         };
         input.filled(n);
-        let served = input.serve(&mut session, &mut output);
-        (&*stream).write_all(&output)?;
-        output.clear();
-        if served.close {
-            close_after_final_reply(stream);
-            return Ok(());
+        loop {
+            let served = input.serve(&mut session, &mut output);
+            (&*stream).write_all(&output)?;
+            recycle(&mut output);
+            if served.close {
+                close_after_final_reply(stream);
+                return Ok(());
+            }
+            if !served.more {
+                break;
+            }
+            // The replies reached the output budget: they are written (the peer took them, or
+            // we would still be blocked in `write_all`), so serve the rest of what was read.
         }
         if conn.is_draining() {
             break; // shutdown: what was read is answered; read no more

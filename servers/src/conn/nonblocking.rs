@@ -40,8 +40,9 @@ use mio::net::{TcpListener, TcpStream};
 use mio::{Interest, Registry, Token};
 
 use super::loop_room::Member;
+use crate::buffer::recycle;
 use crate::net::{AcceptFailure, FdReserve, LINGER_BYTES, Shed, unacknowledged};
-use crate::session::Session;
+use crate::session::{Served, Session};
 use crate::store::Store;
 
 /// Pending output past which a connection stops reading (see the module docs).
@@ -135,6 +136,9 @@ pub struct Conn<S> {
     write_interest: bool,
     /// Reading stopped because `pending_out` passed [`HIGH_WATER`].
     read_paused: bool,
+    /// A turn stopped at the output budget ([`crate::session::OUTPUT_BUDGET`]): `pending_in`
+    /// may hold complete requests, to be answered before anything more is read.
+    backlog: bool,
     /// Tells this connection apart from a later one that reuses its slab slot (and token).
     pub serial: u64,
     /// `chat` only: this connection as a member of the room (boxed: echo pays one pointer).
@@ -153,6 +157,7 @@ impl<S: Store> Conn<S> {
             pending_out: Vec::new(),
             write_interest: false,
             read_paused: false,
+            backlog: false,
             serial,
             member: None,
         }
@@ -180,6 +185,19 @@ impl<S: Store> Conn<S> {
                 self.read_paused = true;
                 return Ok(Next::Keep);
             }
+            if self.backlog {
+                // Requests read earlier and not yet answered come first; no event would
+                // announce them, since their bytes are no longer in the kernel.
+                self.consume(0, io);
+                self.send(io, registry)?;
+                if io.draining && self.phase == Phase::Open && !self.backlog {
+                    self.phase = Phase::PeerDone; // shutdown: everything read is answered
+                }
+                if self.phase != Phase::Open {
+                    return self.after_output(registry);
+                }
+                continue;
+            }
             let n = match self.stream.read(&mut io.read_buf) {
                 Ok(0) => {
                     self.phase = Phase::PeerDone;
@@ -196,13 +214,13 @@ impl<S: Store> Conn<S> {
             };
             self.consume(n, io);
             self.send(io, registry)?;
-            if io.draining && self.phase == Phase::Open {
+            if io.draining && self.phase == Phase::Open && !self.backlog {
                 self.phase = Phase::PeerDone; // shutdown: what was read is answered, stop here
             }
             if self.phase != Phase::Open {
                 return self.after_output(registry);
             }
-            if n < io.read_buf.len() && !to_end {
+            if n < io.read_buf.len() && !to_end && !self.backlog {
                 return Ok(Next::Keep); // a short read drained the socket (see the module docs)
             }
         }
@@ -210,9 +228,12 @@ impl<S: Store> Conn<S> {
     }
 
     /// Serve the `n` bytes just read into the shared buffer, leaving the replies in `io.out`.
+    /// With `n` zero, serves what `pending_in` holds.
     pub fn consume(&mut self, n: usize, io: &mut SharedIo) {
         let data = &io.read_buf[..n];
-        if serve_input(&mut self.session, &mut self.pending_in, data, &mut io.out, &mut io.pool) {
+        let served = serve_input(&mut self.session, &mut self.pending_in, data, &mut io.out, &mut io.pool);
+        self.backlog = served.more;
+        if served.close {
             self.phase = Phase::Failing;
         }
     }
@@ -241,7 +262,7 @@ impl<S: Store> Conn<S> {
             self.pending_out.extend_from_slice(&io.out[written..]);
             self.set_write_interest(registry, true)?;
         }
-        io.out.clear();
+        recycle(&mut io.out);
         Ok(())
     }
 
@@ -333,16 +354,17 @@ impl<S: Store> Conn<S> {
 }
 
 /// Serve `data`, which follows whatever part of a request `pending_in` holds, appending the
-/// replies to `out`; returns true if the peer broke the protocol (the conversation ends after
-/// `out`). The common case serves straight from `data` and copies only an unfinished tail into
-/// `pending_in`, a buffer borrowed from `pool` only while it holds something.
+/// replies to `out`. The common case serves straight from `data` and copies only the
+/// unconsumed rest (an unfinished request, or requests past the output budget) into
+/// `pending_in`, a buffer borrowed from `pool` only while it holds something. With `data`
+/// empty, serves what `pending_in` holds.
 pub fn serve_input<S: Store>(
     session: &mut Session<S>,
     pending_in: &mut Vec<u8>,
     data: &[u8],
     out: &mut Vec<u8>,
     pool: &mut BufferPool,
-) -> bool {
+) -> Served {
     let served = if pending_in.is_empty() {
         let served = session.serve(data, out);
         let tail = &data[served.consumed..];
@@ -360,7 +382,7 @@ pub fn serve_input<S: Store>(
     if pending_in.is_empty() || served.close {
         pool.give(std::mem::take(pending_in));
     }
-    served.close
+    served
 }
 
 /// Accept every waiting connection (edge-triggered: until `WouldBlock`), handing each to

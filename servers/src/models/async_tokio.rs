@@ -52,7 +52,7 @@ use tokio::sync::Notify;
 use tokio::task::JoinSet;
 
 use crate::conn::chat_room::{Mailbox, Refill, Room};
-use crate::buffer::InputBuffer;
+use crate::buffer::{InputBuffer, recycle};
 use crate::config::{Runtime, ServerConfig};
 use crate::net::{AcceptFailure, DELIVERY_RECHECK_MAX, DELIVERY_WAIT, FdReserve, LINGER_BYTES, LINGER_TIME, Shed, unacknowledged};
 use crate::proto::Proto;
@@ -164,12 +164,17 @@ async fn serve_connection(
             Err(e) => return Err(e),
         };
         input.filled(n);
-        let served = input.serve(&mut session, &mut output);
-        stream.write_all(&output).await?;
-        output.clear();
-        if served.close {
-            close_after_final_reply(&mut stream).await;
-            return Ok(());
+        loop {
+            let served = input.serve(&mut session, &mut output);
+            stream.write_all(&output).await?;
+            recycle(&mut output);
+            if served.close {
+                close_after_final_reply(&mut stream).await;
+                return Ok(());
+            }
+            if !served.more {
+                break; // otherwise the replies reached the output budget: serve the rest
+            }
         }
         if stream.is_draining() {
             break; // shutdown: what was read is answered; read no more

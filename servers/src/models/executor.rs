@@ -115,13 +115,13 @@ use self::task::{Executor, Spawner, yield_now};
 use self::wait::{Either, Notify, select, timeout};
 use crate::config::ServerConfig;
 use crate::conn::chat_room::{Mailbox, Refill, Room};
-use crate::conn::nonblocking::{BufferPool, READS_PER_TURN};
+use crate::conn::nonblocking::{BufferPool, READS_PER_TURN, serve_input};
 use crate::net::{
     AcceptFailure, DELIVERY_RECHECK_MAX, DELIVERY_WAIT, FdReserve, LINGER_BYTES, LINGER_TIME, Shed,
 };
 use crate::proto::Proto;
 use crate::proto::chat::MemberId;
-use crate::session::{Served, Session};
+use crate::session::Session;
 use crate::shutdown::Shutdown;
 use crate::store::LocalStore;
 
@@ -273,36 +273,6 @@ fn with_scratch<R>(f: impl FnOnce(&mut Scratch) -> R) -> R {
     SCRATCH.with_borrow_mut(f)
 }
 
-/// Serve `data` (just read into the scratch buffer) after `partial`, the start of a request
-/// that arrived in part (empty almost always): replies go to `out`; an unfinished tail is kept
-/// in `partial`, which holds a buffer from `pool` only while it holds bytes.
-fn serve_read(
-    session: &mut LocalSession,
-    partial: &mut Vec<u8>,
-    data: &[u8],
-    out: &mut Vec<u8>,
-    pool: &mut BufferPool,
-) -> Served {
-    let served = if partial.is_empty() {
-        let served = session.serve(data, out);
-        let tail = &data[served.consumed..];
-        if !tail.is_empty() && !served.close {
-            *partial = pool.take();
-            partial.extend_from_slice(tail);
-        }
-        served
-    } else {
-        partial.extend_from_slice(data);
-        let served = session.serve(partial, out);
-        partial.drain(..served.consumed);
-        served
-    };
-    if partial.is_empty() || served.close {
-        pool.give(std::mem::take(partial));
-    }
-    served
-}
-
 /// What one read of a connection came to.
 enum Step {
     /// Nothing to read after all (a spurious wake-up): wait again.
@@ -310,8 +280,9 @@ enum Step {
     /// End-of-file (or shutdown): every reply is written.
     End,
     /// Requests answered, and their replies written or kept in `unwritten`. `full` says the
-    /// read filled the buffer, so more may be waiting.
-    Served { close: bool, full: bool },
+    /// read filled the buffer, so more may be waiting; `more` that the replies reached the
+    /// output budget with complete requests possibly left in `partial`, to serve next.
+    Served { close: bool, full: bool, more: bool },
 }
 
 /// Serve one connection: the blocking loop of `blocking_io::serve_connection`, with `.await`.
@@ -333,15 +304,21 @@ fn serve_connection(stream: TcpStream, mut session: LocalSession, open: Open) ->
         // so without an allocation, almost always.
         let (mut partial, mut unwritten) = (Vec::new(), Vec::new());
         let mut full_reads = 0u8;
+        let mut more = false;
         let finish = loop {
-            // Idle connections wait here, holding no buffer.
-            if poll_fn(|cx| stream.poll_readable(cx)).await.is_err() {
+            // Idle connections wait here, holding no buffer (unless requests read earlier are
+            // still to be answered).
+            if !more && poll_fn(|cx| stream.poll_readable(cx)).await.is_err() {
                 return;
             }
-            let (close, full) = match read_and_answer(&stream, &mut session, &mut partial, &mut unwritten) {
+            let step = read_and_answer(&stream, &mut session, &mut partial, &mut unwritten, more);
+            let (close, full) = match step {
                 Ok(Step::NotYet) => continue,
                 Ok(Step::End) => break Finish::Deliver,
-                Ok(Step::Served { close, full }) => (close, full),
+                Ok(Step::Served { close, full, more: left }) => {
+                    more = left;
+                    (close, full)
+                }
                 Err(_) => return, // a reset or a broken pipe ends this connection only
             };
             if !unwritten.is_empty() {
@@ -355,7 +332,7 @@ fn serve_connection(stream: TcpStream, mut session: LocalSession, open: Open) ->
             if close {
                 break Finish::Linger;
             }
-            if stream.is_draining() {
+            if stream.is_draining() && !more {
                 break Finish::Deliver; // shutdown: what was read is answered; read no more
             }
             // The cooperative budget: a socket that stays full does not keep the thread.
@@ -387,24 +364,30 @@ enum Finish {
 }
 
 /// Read what the socket has into the shared buffer, answer it, and write the replies as far as
-/// the kernel takes them now; the rest is left in `unwritten`. No `.await` in here: the shared
-/// buffers are borrowed for the duration of this call only.
+/// the kernel takes them now; the rest is left in `unwritten`. With `backlog`, read nothing:
+/// answer the requests a budget-limited turn left in `partial`. No `.await` in here: the
+/// shared buffers are borrowed for the duration of this call only.
 fn read_and_answer(
     stream: &TcpStream,
     session: &mut LocalSession,
     partial: &mut Vec<u8>,
     unwritten: &mut Vec<u8>,
+    backlog: bool,
 ) -> io::Result<Step> {
     with_scratch(|s| {
-        let n = match stream.try_read(&mut s.input) {
-            Ok(0) => return Ok(Step::End), // the peer finished sending, or shutdown
-            Ok(n) => n,
-            Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(Step::NotYet),
-            Err(e) => return Err(e),
+        let n = if backlog {
+            0
+        } else {
+            match stream.try_read(&mut s.input) {
+                Ok(0) => return Ok(Step::End), // the peer finished sending, or shutdown
+                Ok(n) => n,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(Step::NotYet),
+                Err(e) => return Err(e),
+            }
         };
-        let served = serve_read(session, partial, &s.input[..n], &mut s.output, &mut s.pool);
+        let served = serve_input(session, partial, &s.input[..n], &mut s.output, &mut s.pool);
         write_now(stream, &mut s.output, unwritten, &mut s.pool)?;
-        Ok(Step::Served { close: served.close, full: n == s.input.len() })
+        Ok(Step::Served { close: served.close, full: n == s.input.len(), more: served.more })
     })
 }
 
@@ -558,7 +541,7 @@ async fn chat_until_done(
                         Err(e) if e.kind() == ErrorKind::WouldBlock => return (Heard::NotYet, false),
                         Err(_) => return (Heard::Failed, false),
                     };
-                    let served = serve_read(session, &mut partial, &s.input[..n], &mut s.output, &mut s.pool);
+                    let served = serve_input(session, &mut partial, &s.input[..n], &mut s.output, &mut s.pool);
                     let mut still_member = true;
                     if !s.output.is_empty() {
                         still_member = room.say(id, &s.output);

@@ -48,8 +48,11 @@ pub struct Conn<S> {
     pub queued: Vec<u8>,
     /// A `Recv` is in flight: the kernel will pick a buffer from the ring when bytes arrive.
     pub recv_armed: bool,
-    /// Receiving stopped: output passed the high-water mark (or no buffer was free).
+    /// Receiving stopped: output passed the high-water mark, or a turn stopped at the output
+    /// budget with requests left in `pending_in` (`backlog`).
     pub recv_paused: bool,
+    /// `pending_in` may hold complete requests not yet answered (see `Served::more`).
+    pub backlog: bool,
     /// The connection is to be closed once nothing of it is in flight.
     pub closing: bool,
     /// `chat` only: this connection as a member of the room.
@@ -79,6 +82,7 @@ impl<S> Conn<S> {
             queued: Vec::new(),
             recv_armed: false,
             recv_paused: false,
+            backlog: false,
             closing: false,
             member: None,
         }

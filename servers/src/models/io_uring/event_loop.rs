@@ -21,9 +21,11 @@ use super::conn::Conn;
 use super::ring::{self, BufRing};
 use super::room::Room;
 use crate::config::ServerConfig;
+use crate::buffer::recycle;
 use crate::conn::nonblocking::{BufferPool, HIGH_WATER, Phase, serve_input};
 use crate::net::{AcceptFailure, DELIVERY_WAIT, FdReserve, LINGER_BYTES, LINGER_TIME, Shed, unacknowledged};
 use crate::proto::Proto;
+use crate::session::Served;
 use crate::shutdown::Shutdown;
 use crate::store::LocalStore;
 
@@ -395,13 +397,21 @@ impl Loop {
             // The conversation is over; what the peer still sends is not read.
             Phase::PeerDone | Phase::Failing | Phase::Delivering => return Ok(()),
         }
-        let broke = serve_input(&mut conn.session, &mut conn.pending_in, data, &mut self.out, &mut self.pool);
+        let served = serve_input(&mut conn.session, &mut conn.pending_in, data, &mut self.out, &mut self.pool);
         if conn.member.is_some() {
-            return self.member_said(key, broke);
+            return self.member_said(key, served.close);
         }
-        if broke {
+        self.after_serving(key, served)
+    }
+
+    /// The replies to what was just served are in `out`: queue them, and decide whether to
+    /// receive again, serve more of what was received, or finish.
+    fn after_serving(&mut self, key: usize, served: Served) -> io::Result<()> {
+        let Some(conn) = self.conns.get_mut(key) else { return Ok(()) };
+        conn.backlog = served.more;
+        if served.close {
             conn.phase = Phase::Failing;
-        } else if self.draining {
+        } else if self.draining && !served.more {
             conn.phase = Phase::PeerDone; // shutdown: what was read is answered, stop here
         }
         self.queue_output(key)?;
@@ -409,12 +419,20 @@ impl Loop {
         if conn.phase != Phase::Open {
             return self.after_output(key);
         }
-        if conn.unsent_len() >= HIGH_WATER {
-            // Back-pressure: receive nothing more until the peer has taken its replies.
+        if conn.backlog || conn.unsent_len() >= HIGH_WATER {
+            // Back-pressure: nothing more is received, and what was received but not served
+            // waits, until the peer has taken its replies (`on_send` resumes).
             conn.recv_paused = true;
             return Ok(());
         }
         self.arm_recv(key)
+    }
+
+    /// Serve the requests a turn left unanswered at the output budget.
+    fn serve_backlog(&mut self, key: usize) -> io::Result<()> {
+        let Some(conn) = self.conns.get_mut(key) else { return Ok(()) };
+        let served = serve_input(&mut conn.session, &mut conn.pending_in, &[], &mut self.out, &mut self.pool);
+        self.after_serving(key, served)
     }
 
     fn on_end_of_file(&mut self, key: usize) -> io::Result<()> {
@@ -446,7 +464,7 @@ impl Loop {
             *behind = self.pool.take();
         }
         behind.extend_from_slice(&self.out);
-        self.out.clear();
+        recycle(&mut self.out);
         self.arm_send(key)
     }
 
@@ -499,6 +517,9 @@ impl Loop {
         self.pool.give(std::mem::take(&mut conn.outgoing.buf));
         conn.outgoing.sent = 0;
         if conn.recv_paused && conn.phase == Phase::Open {
+            if conn.backlog {
+                return self.serve_backlog(key);
+            }
             self.arm_recv(key)?;
         }
         self.after_output(key)

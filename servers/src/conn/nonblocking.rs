@@ -21,6 +21,10 @@
 //!   the loop on every acknowledgement from the peer.
 //! - *Back-pressure*: past [`HIGH_WATER`] bytes of pending output a connection stops reading; TCP
 //!   flow control then slows the peer down, and memory stays bounded. Others are unaffected.
+//!   Checking before each read is not enough on its own, since one read can ask for far more
+//!   than it holds (a 7-byte `GET` for a 64 KiB value): decoding itself stops once a turn's
+//!   replies reach [`OUTPUT_BUDGET`](crate::session::OUTPUT_BUDGET), and the requests left over
+//!   are answered (the connection's `backlog`) before it reads again.
 //! - *Taking turns*: one connection makes at most [`READS_PER_TURN`] reads per turn, so a client
 //!   that keeps its socket full cannot starve the others (tokio's "cooperative budget").
 //! - *No buffers while idle*: the read buffer is shared by every connection of the loop

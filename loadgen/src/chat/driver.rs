@@ -245,6 +245,8 @@ impl Driver {
         self.finish(&plan);
         progress.store(self.tally.counts.deliveries, Ordering::Relaxed);
         self.tally.spun += waiter.spun();
+        // The members are still connected: keep them so a moment longer (see `Plan::hold_ns`).
+        plan.hold_connections(&clock);
         Ok(self.tally)
     }
 

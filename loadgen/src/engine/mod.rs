@@ -50,7 +50,16 @@ pub struct Plan {
     pub timetable: Option<Timetable>,
     /// Open loop: sends due sooner than this are spun for rather than slept for (see [`waiter`]).
     pub spin_ns: u64,
+    /// How long after the end of the measured phase the connections stay open at least (see
+    /// [`Plan::hold_connections`]); zero unless phase markers are printed.
+    pub hold_ns: u64,
 }
+
+/// How long connections stay open after `loadgen: measured` when a script is reading the phase
+/// markers. The script (the suite) samples the server at that marker, and a server's threads or
+/// child processes that serve a connection end when it closes, taking their context-switch
+/// counts with them: closing a moment later lets the sample see the server as it was.
+pub const HOLD_AFTER_MEASURED: std::time::Duration = std::time::Duration::from_millis(200);
 
 impl Plan {
     /// The plan `cfg` asks for. The open-loop timetable is laid out over `conns` connections:
@@ -69,6 +78,45 @@ impl Plan {
                 Pacing::Open { rate } => Some(Timetable::new(rate, conns)),
             },
             spin_ns: nanos(cfg.spin),
+            hold_ns: if cfg.phase_markers { nanos(HOLD_AFTER_MEASURED) } else { 0 },
         }
+    }
+
+    /// Sleeps until [`HOLD_AFTER_MEASURED`] after the measured phase, if phase markers are on
+    /// and that moment has not passed; called while the connections are still open.
+    pub fn hold_connections(&self, clock: &clock::Clock) {
+        let until = self.end_ns + self.hold_ns;
+        let now = clock.now_ns();
+        if self.hold_ns > 0 && now < until {
+            // Nothing to wait for but time: the connections only have to stay open.
+            std::thread::sleep(std::time::Duration::from_nanos(until - now));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::ProtocolKind;
+
+    #[test]
+    fn connections_are_held_after_the_phase_only_for_a_script_reading_the_markers() {
+        let mut cfg = RunConfig::new("127.0.0.1:1".parse().unwrap(), ProtocolKind::EchoLine);
+        assert_eq!(Plan::new(&cfg, 1).hold_ns, 0);
+        cfg.phase_markers = true;
+        let plan = Plan::new(&cfg, 1);
+        assert_eq!(plan.hold_ns, 200_000_000);
+        // Long past the end: no waiting at all.
+        let clock = clock::Clock::start();
+        let late = Plan { end_ns: 0, hold_ns: 1, ..plan };
+        std::thread::sleep(std::time::Duration::from_millis(1));
+        let start = std::time::Instant::now();
+        late.hold_connections(&clock);
+        assert!(start.elapsed() < std::time::Duration::from_millis(50));
+        // Right at the end: about the hold.
+        let now = Plan { end_ns: clock.now_ns(), hold_ns: 20_000_000, ..plan };
+        let start = std::time::Instant::now();
+        now.hold_connections(&clock);
+        assert!(start.elapsed() >= std::time::Duration::from_millis(15), "{:?}", start.elapsed());
     }
 }

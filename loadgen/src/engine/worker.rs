@@ -132,6 +132,7 @@ impl<'a, P: ClientProtocol> Worker<'a, P> {
         self.finish();
         self.progress.store(self.replies(), Ordering::Relaxed);
         self.tally.spun += self.waiter.spun();
+        self.plan.hold_connections(&self.clock);
         Ok(self.tally)
     }
 

@@ -8,7 +8,8 @@
 //!   is the sum over `/proc/<pid>/task/*/status`. Threads that exit take their counts with them,
 //!   so the suite compares thread by thread (see [`switches_between`]); a thread that ends
 //!   inside the window is under-counted (in this lab threads live as long as their connection,
-//!   which spans the whole measured phase).
+//!   which spans the whole measured phase: loadgen keeps its connections open for 200 ms after
+//!   `loadgen: measured`, when the suite takes its second reading).
 //! - `VmHWM` is the kernel's own peak of `VmRSS`, so the peak is exact even between samples.
 //!
 //! **The process tree.** A server may fork (`process-per-connection` serves each client in a
@@ -118,6 +119,10 @@ pub fn parse_stat(text: &str) -> Option<CpuTicks> {
 /// The fields of `/proc/<pid>/stat` the process tree needs.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ProcStat {
+    /// The state letter, field 3: `R`, `S`, … and `Z` for a zombie (a process that has exited
+    /// and not been reaped yet: it holds a PID and its exit status, but no memory, threads or
+    /// descriptors).
+    pub state: char,
     /// The parent's process id, field 4.
     pub ppid: u32,
     /// `utime` and `stime`, fields 14 and 15: every thread of the process, live or ended.
@@ -133,7 +138,13 @@ pub fn parse_proc_stat(text: &str) -> Option<ProcStat> {
     let fields: Vec<&str> = rest.split_whitespace().take(15).collect();
     let number = |field: usize| fields.get(field - 3)?.parse::<u64>().ok();
     let ticks = |a, b| Some(CpuTicks { user: number(a)?, system: number(b)? });
-    Some(ProcStat { ppid: u32::try_from(number(4)?).ok()?, cpu: ticks(14, 15)?, reaped: ticks(16, 17)? })
+    let state = fields.first()?.chars().next()?;
+    Some(ProcStat {
+        state,
+        ppid: u32::try_from(number(4)?).ok()?,
+        cpu: ticks(14, 15)?,
+        reaped: ticks(16, 17)?,
+    })
 }
 
 /// Every process's id and [`ProcStat`], from `/proc/*/stat`. A process that ends between
@@ -229,10 +240,18 @@ pub fn read_pss(pid: u32) -> io::Result<u64> {
     parse_pss(&text).ok_or_else(|| io::Error::other(format!("/proc/{pid}/smaps_rollup: no Pss line")))
 }
 
+impl ProcStat {
+    /// Exited and not reaped yet (`Z`), or being reaped (`X`).
+    pub fn ended(&self) -> bool {
+        matches!(self.state, 'Z' | 'X')
+    }
+}
+
 /// What a process tree holds at one moment, summed over its processes.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct TreeSample {
-    /// Processes in the tree (the server and its descendants).
+    /// Processes in the tree (the server and its descendants), zombies included: a child that
+    /// has exited holds its PID until its parent reaps it.
     pub processes: u64,
     /// Resident set sizes added up, KiB.
     pub rss_kib: u64,
@@ -254,7 +273,13 @@ pub fn sample_tree(root: u32, with_pss: bool) -> io::Result<TreeSample> {
     let tree = tree(root)?;
     let mut sample =
         TreeSample { cpu: tree_cpu(&tree), pss_kib: with_pss.then_some(0), ..TreeSample::default() };
-    for (i, (pid, _)) in tree.iter().enumerate() {
+    for (i, (pid, stat)) in tree.iter().enumerate() {
+        if i > 0 && stat.ended() {
+            // A zombie has no memory, descriptors or threads left (its status still says one
+            // thread): it only counts as a process.
+            sample.processes += 1;
+            continue;
+        }
         let status = match read_status(*pid) {
             Ok(status) => status,
             Err(e) if i == 0 => return Err(e),
@@ -358,7 +383,9 @@ voluntary_ctxt_switches:\t150\nnonvoluntary_ctxt_switches:\t7\n";
     fn stat_gives_the_parent_and_the_reaped_childrens_time() {
         let stat = "4243 (server) S 4242 4242 4242 0 -1 4194560 120 0 0 0 731 264 55 12 20 0 3 0 1 2 3";
         let s = parse_proc_stat(stat).unwrap();
+        assert_eq!((s.state, s.ended()), ('S', false));
         assert_eq!(s.ppid, 4242);
+        assert!(parse_proc_stat(&stat.replace(" S ", " Z ")).unwrap().ended());
         assert_eq!(s.cpu, CpuTicks { user: 731, system: 264 });
         assert_eq!(s.reaped, CpuTicks { user: 55, system: 12 });
         assert_eq!(parse_proc_stat("4243 (server) S 4242 1 2 3 4 5 6 7 8 9 10 11"), None, "cut short");
@@ -379,8 +406,8 @@ voluntary_ctxt_switches:\t150\nnonvoluntary_ctxt_switches:\t7\n";
     fn tree_cpu_counts_live_and_reaped_time() {
         let ticks = |user, system| CpuTicks { user, system };
         let tree = [
-            (10, ProcStat { ppid: 1, cpu: ticks(100, 50), reaped: ticks(30, 20) }),
-            (11, ProcStat { ppid: 10, cpu: ticks(5, 5), reaped: ticks(0, 0) }),
+            (10, ProcStat { state: 'S', ppid: 1, cpu: ticks(100, 50), reaped: ticks(30, 20) }),
+            (11, ProcStat { state: 'Z', ppid: 10, cpu: ticks(5, 5), reaped: ticks(0, 0) }),
         ];
         assert_eq!(tree_cpu(&tree), ticks(135, 75));
         assert_eq!(tree_reaped(&tree), ticks(30, 20));
@@ -427,6 +454,14 @@ voluntary_ctxt_switches:\t150\nnonvoluntary_ctxt_switches:\t7\n";
         let alone = read_status(me).unwrap();
         assert!(sample.rss_kib > alone.rss_kib / 2, "{sample:?}");
         assert!(sample.pss_kib.is_some_and(|p| p > 0), "{sample:?}");
+        // A child that has exited and is not reaped yet is a zombie: in the tree, ended.
+        let mut zombie = std::process::Command::new("true").spawn().unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while !tree(me).unwrap().iter().any(|(pid, s)| *pid == zombie.id() && s.ended()) {
+            assert!(std::time::Instant::now() < deadline, "`true` never became a zombie");
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        zombie.wait().unwrap();
         child.kill().unwrap();
         child.wait().unwrap();
         assert!(tree(u32::MAX).is_err(), "no such process");

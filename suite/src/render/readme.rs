@@ -402,7 +402,8 @@ processes; CPU time includes the children the server has already reaped.\n\
 every process that maps it, so forked children that share their parent's pages copy-on-write are counted many \
 times; **peak PSS** (from `smaps_rollup`, read about every 500 ms) divides each shared page among the processes \
 that share it, and is the honest figure for memory; the plots and rankings use it. **threads**, **processes**: the \
-most seen in /proc samples every 100 ms.\n",
+most seen in /proc samples every 100 ms; processes include zombies (children that have exited and wait for the \
+server to reap them, each still holding a PID), threads do not.\n",
         );
     } else {
         out.push_str(

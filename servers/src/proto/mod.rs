@@ -30,6 +30,10 @@
 //! through the same [`Codec`] (its "response" is the message as the others see it, which the
 //! model routes instead of writing back), and [`outbox`] holds the rule for a member that reads
 //! too slowly to keep up.
+//!
+//! Besides their tests, every decoder here is fuzzed through [`Codec::decode`], fed whole and
+//! split, for panics, replies that depend on how the input was split, and allocation that grows
+//! with the input: `servers/examples/fuzz/` (`cargo run --release -p servers --example fuzz`).
 
 pub mod chat;
 pub mod echo_frame;

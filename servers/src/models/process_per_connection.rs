@@ -111,6 +111,11 @@ const LISTENER: usize = usize::MAX - 1;
 /// How soon an `accept` that failed for lack of descriptors or memory is tried again.
 const ACCEPT_RETRY: Duration = Duration::from_millis(10);
 /// The most events one wait reports (exits and the listener); the rest come with the next.
+/// Connections accepted (and children forked) before the parent looks at its events again.
+/// Clients that reconnect as fast as they are served keep the listen queue from ever running
+/// dry; without a cap the parent would fork for ever and reap never, and exited children would
+/// pile up as zombies until `--max-procs` stopped it.
+const ACCEPTS_PER_TURN: usize = 16;
 const EVENT_BATCH: NonZeroUsize = NonZeroUsize::new(256).unwrap();
 
 /// Whether this model serves `config`: only on Linux, and only the protocols whose connections
@@ -201,7 +206,11 @@ impl Parent<'_> {
             if self.backlog && self.accept_retry_at.is_none() {
                 self.accept_some()?;
             }
-            let timeout = self.accept_retry_at.map(|at| at.saturating_duration_since(Instant::now()));
+            let timeout = if self.backlog && self.accept_retry_at.is_none() && self.children.len() < self.config.max_procs {
+                Some(Duration::ZERO) // connections still wait: reap, then accept again at once
+            } else {
+                self.accept_retry_at.map(|at| at.saturating_duration_since(Instant::now()))
+            };
             events.clear();
             self.poller.wait(&mut events, timeout)?;
             for event in events.iter() {
@@ -218,7 +227,11 @@ impl Parent<'_> {
     /// `--max-procs` children are alive.
     fn accept_some(&mut self) -> io::Result<()> {
         let Some(listener) = &self.listener else { return Ok(()) };
-        while self.children.len() < self.config.max_procs {
+        for _ in 0..ACCEPTS_PER_TURN {
+            if self.children.len() >= self.config.max_procs {
+                self.note_full();
+                return Ok(());
+            }
             match listener.accept() {
                 Ok((stream, _)) => {
                     fork_child(stream, self.config, &self.poller, &mut self.children, &mut self.fork_failures)
@@ -249,7 +262,11 @@ impl Parent<'_> {
                 },
             }
         }
-        // Full: accept nothing until a child exits; newcomers wait in the listen backlog.
+        Ok(()) // this turn's share: `backlog` stays set, and `serve` comes back after reaping
+    }
+
+    /// Full: accept nothing until a child exits; newcomers wait in the listen backlog.
+    fn note_full(&mut self) {
         self.times_full += 1;
         if self.times_full.is_power_of_two() {
             crate::log::line(format_args!(
@@ -258,7 +275,6 @@ impl Parent<'_> {
                 self.times_full
             ));
         }
-        Ok(())
     }
 
     /// The child in slot `key` may have exited: reap it if so.

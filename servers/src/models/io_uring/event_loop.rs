@@ -328,25 +328,42 @@ impl Loop {
         self.arm_recv(key)
     }
 
-    /// Ask the kernel for the connection's next bytes, into whichever buffer of the group it
-    /// picks when they arrive.
+    /// Ask the kernel for the connection's bytes, into whichever buffer of the group it picks
+    /// when they arrive. A multishot receive: one submission for the life of the connection,
+    /// each arrival a completion of its own (flagged "more to come"), until end-of-file, an
+    /// error, a cancellation, or no free buffer ends it.
     pub(super) fn arm_recv(&mut self, key: usize) -> io::Result<()> {
         let Some(conn) = self.conns.get_mut(key) else { return Ok(()) };
+        conn.recv_paused = false;
         if conn.recv_armed || conn.closing {
             return Ok(());
         }
         conn.recv_armed = true;
-        conn.recv_paused = false;
-        let recv = opcode::Recv::new(types::Fd(conn.socket.as_raw_fd()), std::ptr::null_mut(), self.bufs.size() as u32)
-            .buf_group(ring::GROUP);
-        let entry = recv.build().flags(squeue::Flags::BUFFER_SELECT).user_data(tag(key, Op::Recv));
+        let recv = opcode::RecvMulti::new(types::Fd(conn.socket.as_raw_fd()), ring::GROUP);
         // SAFETY: the receive names a buffer group, not a buffer of ours.
-        unsafe { self.push(entry) }
+        unsafe { self.push(recv.build().user_data(tag(key, Op::Recv))) }
+    }
+
+    /// Stop receiving (back-pressure): cancel the multishot receive. Bytes that arrive before
+    /// the cancellation lands are kept, unserved, for when the connection resumes.
+    fn pause_recv(&mut self, key: usize) {
+        let Some(conn) = self.conns.get_mut(key) else { return };
+        if conn.recv_paused {
+            return;
+        }
+        conn.recv_paused = true;
+        if conn.recv_armed {
+            // SAFETY: a cancellation points to no buffer.
+            let _ = unsafe { self.push(opcode::AsyncCancel::new(tag(key, Op::Recv)).build().user_data(CANCEL)) };
+        }
     }
 
     fn on_recv(&mut self, key: usize, result: i32, flags: u32) -> io::Result<()> {
         let Some(conn) = self.conns.get_mut(key) else { return Ok(()) };
-        conn.recv_armed = false;
+        let ended = !cqueue::more(flags);
+        if ended {
+            conn.recv_armed = false;
+        }
         let buffer = cqueue::buffer_select(flags);
         if conn.closing {
             if let Some(bid) = buffer {
@@ -363,7 +380,8 @@ impl Loop {
                 };
                 let served = self.on_data(key, bid, n as usize);
                 self.bufs.give_back(bid);
-                served
+                served?;
+                self.rearm_if_ended(key, ended)
             }
             0 => self.on_end_of_file(key),
             e if e == -libc::ENOBUFS => {
@@ -372,7 +390,7 @@ impl Loop {
                 self.starved.push((key, serial));
                 Ok(())
             }
-            e if e == -libc::EINTR || e == -libc::EAGAIN => self.arm_recv(key),
+            e if e == -libc::EINTR || e == -libc::EAGAIN || e == -libc::ECANCELED => self.rearm_if_ended(key, ended),
             _ => {
                 self.close(key); // a reset, or the like: that connection's business only
                 Ok(())
@@ -380,19 +398,36 @@ impl Loop {
         }
     }
 
+    /// A multishot receive ended while the connection still wants bytes (its buffer ran out,
+    /// say, or it was cancelled for back-pressure that has since eased): submit a new one.
+    fn rearm_if_ended(&mut self, key: usize, ended: bool) -> io::Result<()> {
+        let wanted = self.conns.get(key).is_some_and(|c| {
+            !c.closing && !c.recv_paused && matches!(c.phase, Phase::Open | Phase::Lingering { .. })
+        });
+        if ended && wanted { self.arm_recv(key) } else { Ok(()) }
+    }
+
     /// `len` bytes arrived in buffer `bid`: serve them.
     fn on_data(&mut self, key: usize, bid: u16, len: usize) -> io::Result<()> {
         let Some(conn) = self.conns.get_mut(key) else { return Ok(()) };
         let data = self.bufs.filled(bid, len);
         match &mut conn.phase {
+            Phase::Open if conn.recv_paused => {
+                // Arrived before the cancellation of a paused receive landed: keep it unserved.
+                if conn.pending_in.capacity() == 0 {
+                    conn.pending_in = self.pool.take();
+                }
+                conn.pending_in.extend_from_slice(data);
+                conn.backlog = true;
+                return Ok(());
+            }
             Phase::Open => {}
             Phase::Lingering { discarded } => {
                 *discarded += len;
                 if *discarded >= LINGER_BYTES {
                     self.close(key);
-                    return Ok(());
                 }
-                return self.arm_recv(key);
+                return Ok(());
             }
             // The conversation is over; what the peer still sends is not read.
             Phase::PeerDone | Phase::Failing | Phase::Delivering => return Ok(()),
@@ -422,7 +457,7 @@ impl Loop {
         if conn.backlog || conn.unsent_len() >= HIGH_WATER {
             // Back-pressure: nothing more is received, and what was received but not served
             // waits, until the peer has taken its replies (`on_send` resumes).
-            conn.recv_paused = true;
+            self.pause_recv(key);
             return Ok(());
         }
         self.arm_recv(key)
@@ -603,7 +638,7 @@ impl Loop {
         self.write_members()?;
         for (key, serial) in std::mem::take(&mut self.starved) {
             if self.conns.get(key).is_some_and(|c| c.serial == serial) {
-                self.arm_recv(key)?;
+                self.rearm_if_ended(key, true)?; // unless it was paused meanwhile
             }
         }
         let now = Instant::now();

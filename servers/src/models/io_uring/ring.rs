@@ -118,10 +118,6 @@ impl BufRing {
         Ok(bufs)
     }
 
-    pub fn size(&self) -> usize {
-        self.size
-    }
-
     /// The first `len` bytes of buffer `bid`, which a completion just handed us.
     pub fn filled(&self, bid: u16, len: usize) -> &[u8] {
         let start = usize::from(bid % self.count) * self.size;

@@ -21,7 +21,8 @@
 #   8. the completion issue: io-uring against the reactor at the same fixed open-loop rate as
 #      part 6: server CPU per request, and system calls per request counted by the kernel's own
 #      tracepoints (perf stat -e raw_syscalls:sys_enter and the calls that matter, over exactly
-#      the measured phase); then both at 10,000 idle connections (as in part 2);
+#      the measured phase), and a profile of where each server's CPU goes (perf record, summed
+#      into categories by scripts/lib/cpu-categories.awk); then both at 10,000 idle connections;
 #   9. the process issue: new connections per second with every request on a connection of its
 #      own (loadgen --conn-per-request, 16 at a time), process-per-connection against
 #      thread-per-connection, alternating; then memory at 1,000 idle connections, summed over
@@ -375,6 +376,21 @@ if [[ $only == *8* ]]; then
                 "$(awk -F, -v n="$n" '$3 ~ /sys_enter/ {sub(/.*:(sys_enter_)?/, "", $3); sub(/^sys_enter$/, "all", $3); printf "%s %.3f  ", $3, $1 / n}' "$work/perf.txt")"
         done
         perf_events=
+        # Where the server's CPU goes: a 3-second profile of each in the middle of the same
+        # load, its symbols summed into categories (scripts/lib/cpu-categories.awk).
+        for model in reactor io-uring; do
+            start_server "$model" echo-line
+            taskset -c 1 "$loadgen_bin" run --addr "$addr" --proto echo-line --conns 50 --size 64 --rate "$rate" \
+                --warmup 1s --duration 6s >/dev/null 2>&1 &
+            lg=$!
+            sleep 2 # into the measured phase; the profile then covers 3 s of it
+            perf record -q -o "$work/perf.data" -p "$server_pid" -- sleep 3 2>/dev/null
+            wait "$lg" || true
+            stop_server
+            echo "  $model: where the server's CPU goes"
+            perf report -i "$work/perf.data" --no-children --sort sym --stdio 2>/dev/null |
+                awk -f scripts/lib/cpu-categories.awk | sort -rn
+        done
         for model in reactor io-uring; do
             start_server "$model" echo-line
             base=$(server_rss_kib)

@@ -23,7 +23,7 @@
 //! `sendto`), this loop 0.9 to 1.3, all of them `io_uring_enter`.
 //!
 //! **And yet it is no cheaper here.** The same run measured this server's CPU time per request
-//! at 1.03 to 1.06 times the reactor's (medians of five alternating pairs, in three runs). Its
+//! at 1.03 and 1.06 times the reactor's (each the median of five alternating pairs). Its
 //! profile says why: on loopback, about 60% of either server's CPU is the TCP/IP stack itself
 //! (sending, acknowledging, the loopback device's receive path), which no interface changes.
 //! System call entry and exit are 7% of the reactor's CPU and `epoll` 2%; io_uring cuts the

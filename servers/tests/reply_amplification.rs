@@ -130,3 +130,43 @@ fn pipelined_gets_past_the_budget_are_all_answered_once_read() {
         server.wait_exit(Duration::from_secs(10)).expect("server exits cleanly");
     }
 }
+
+/// The same, but the client half-closes right after its requests: the end-of-file may arrive
+/// while the server is still holding requests back at the output budget, and those must be
+/// answered before it closes (an event loop that took the end-of-file for the end of the
+/// conversation dropped them).
+#[test]
+fn half_close_after_pipelined_gets_still_gets_every_reply() {
+    const PIPELINED: usize = 100;
+    for model in Model::ALL {
+        if model.check(&ServerConfig::new(Proto::Kv)).is_err() {
+            continue;
+        }
+        let server = support::TestServer::start(model, Proto::Kv);
+        let mut client = support::connect(server.addr);
+        let value = vec![b'v'; VALUE];
+        let set = [
+            format!("*3\r\n$3\r\nSET\r\n$1\r\nk\r\n${VALUE}\r\n").into_bytes(),
+            value.clone(),
+            b"\r\n".to_vec(),
+        ]
+        .concat();
+        client.write_all(&set).unwrap();
+        let mut ok = [0u8; 5];
+        client.read_exact(&mut ok).unwrap();
+        client.write_all(&b"GET k\r\n".repeat(PIPELINED)).unwrap();
+        client.shutdown(std::net::Shutdown::Write).unwrap();
+        let mut rest = Vec::new();
+        client.read_to_end(&mut rest).unwrap_or_else(|e| panic!("{model}: reading to end-of-file: {e}"));
+        let reply = [format!("${VALUE}\r\n").into_bytes(), value, b"\r\n".to_vec()].concat();
+        assert_eq!(
+            rest.len(),
+            PIPELINED * reply.len(),
+            "{model}: {} of {PIPELINED} replies",
+            rest.len() / reply.len()
+        );
+        assert!(rest.chunks(reply.len()).all(|r| r == reply), "{model}: a reply is wrong");
+        server.trigger_shutdown();
+        server.wait_exit(Duration::from_secs(10)).expect("server exits cleanly");
+    }
+}

@@ -4,7 +4,9 @@
 //! A completion's `user_data` is the one number the kernel carries from submission to
 //! completion: here, a connection's slab key and which of its operations finished. A slab slot
 //! is reused only after every operation of its old connection has completed, so a completion
-//! can never reach the wrong connection.
+//! can never reach the wrong connection. A cancellation names its target by the same number,
+//! and is only ever submitted while that target is in flight (before the slot can be reused),
+//! so it cannot reach a newer connection either.
 
 use std::collections::VecDeque;
 use std::io;
@@ -66,8 +68,9 @@ const ACCEPT_RETRY: Duration = Duration::from_millis(10);
 /// At exit, how long to wait for the kernel to hand back operations still in flight.
 const RETURN_WAIT: Duration = Duration::from_secs(1);
 
-/// Everything the loop owns. Field order is drop order: the ring goes before the buffers
-/// whose addresses it was given.
+/// Everything the loop owns. The ring is declared (and so dropped) before the buffers whose
+/// addresses it was given, but closing a ring does not wait for the kernel: `run` collects
+/// every operation's completion first (`take_back_everything`).
 pub struct Loop {
     ring: IoUring,
     bufs: BufRing,
@@ -83,6 +86,8 @@ pub struct Loop {
     wake_fd: Arc<OwnedFd>,
     /// Where that read lands; boxed so its address stays put while the kernel holds it.
     wake_buf: Box<[u8; 8]>,
+    /// That read is in flight.
+    wake_armed: bool,
     pub(super) pool: BufferPool,
     /// Replies produced by one completion, before they join a connection's output.
     pub(super) out: Vec<u8>,
@@ -103,6 +108,8 @@ pub struct Loop {
     pub(super) room: Room,
     /// One turn's completions, copied out of the queue so handlers may submit.
     completions: Vec<(u64, i32, u32)>,
+    /// Submissions the kernel could not take yet (see `push`).
+    waiting: VecDeque<squeue::Entry>,
 }
 
 impl Loop {
@@ -129,6 +136,7 @@ impl Loop {
             arrival_armed: false,
             wake_fd: Arc::clone(&wake_fd),
             wake_buf: Box::new([0; 8]),
+            wake_armed: false,
             pool: BufferPool::default(),
             out: Vec::new(),
             store,
@@ -143,6 +151,7 @@ impl Loop {
             starved: Vec::new(),
             room: Room::new(config.chat_queue),
             completions: Vec::with_capacity(1024),
+            waiting: VecDeque::new(),
         };
         this.arm_wake()?;
         this.arm_accept()?;
@@ -157,6 +166,19 @@ impl Loop {
     /// Serve until shutdown has begun and every connection has finished (or the grace period
     /// ran out).
     pub fn run(mut self) -> io::Result<()> {
+        let served = self.serve();
+        // Whether the loop ended well or not, the kernel gives back every buffer before the
+        // memory goes.
+        if !self.take_back_everything() {
+            // Memory the kernel may still write into must never be reused: leak it all (and
+            // the sockets with it) rather than free it. Not seen in practice; said if it is.
+            crate::log::line(format_args!("io_uring operations still in flight at exit; their memory is leaked"));
+            std::mem::forget(self);
+        }
+        served
+    }
+
+    fn serve(&mut self) -> io::Result<()> {
         loop {
             self.enter(self.timeout())?;
             self.completions.clear();
@@ -169,7 +191,10 @@ impl Loop {
                         self.arrival_armed = false;
                         self.arm_accept()?;
                     }
-                    WAKE => self.begin_shutdown(),
+                    WAKE => {
+                        self.wake_armed = false;
+                        self.begin_shutdown();
+                    }
                     CANCEL => {}
                     data => match untag(data) {
                         (key, Op::Recv) => self.on_recv(key, result, flags)?,
@@ -191,18 +216,14 @@ impl Loop {
                 }
             }
         }
-        if !self.take_back_everything() {
-            // Memory the kernel may still write into must never be reused: leak it all (and
-            // the sockets with it) rather than free it. Not seen in practice; said if it is.
-            crate::log::line(format_args!("io_uring operations still in flight at exit; their memory is leaked"));
-            std::mem::forget(self);
-        }
         Ok(())
     }
 
     /// One `io_uring_enter`: submit every queued operation and wait for at least one
     /// completion, or until `timeout`.
     fn enter(&mut self, timeout: Option<Duration>) -> io::Result<()> {
+        self.flush_waiting();
+        let timeout = if self.waiting.is_empty() { timeout } else { Some(Duration::ZERO) };
         let entered = match timeout {
             None => self.ring.submit_and_wait(1),
             Some(timeout) => {
@@ -235,24 +256,42 @@ impl Loop {
         Some(earliest.saturating_duration_since(Instant::now()))
     }
 
-    /// Queue one submission; if the queue is full, submit what it holds first.
+    /// Queue one submission; if the queue is full, submit what it holds first. If the kernel
+    /// will not take a batch now (its completion queue is overflowing), the entry waits in
+    /// `waiting` for the next turn: a connection's operation is never dropped, and no one
+    /// connection's bad moment becomes the server's error.
     ///
     /// # Safety
     /// Every buffer `entry` points to must stay valid and untouched until its completion.
-    unsafe fn push(&mut self, entry: squeue::Entry) -> io::Result<()> {
-        loop {
-            // SAFETY: passed on from the caller.
-            if unsafe { self.ring.submission().push(&entry) }.is_ok() {
-                return Ok(());
+    unsafe fn push(&mut self, entry: squeue::Entry) {
+        if self.waiting.is_empty() {
+            // SAFETY: passed on from the caller (twice).
+            if unsafe { self.ring.submission().push(&entry) }.is_ok()
+                || (self.ring.submit().is_ok() && unsafe { self.ring.submission().push(&entry) }.is_ok())
+            {
+                return;
             }
-            self.ring.submit()?;
+        }
+        self.waiting.push_back(entry);
+    }
+
+    /// Move the submissions that waited into the queue, oldest first, as far as they fit.
+    fn flush_waiting(&mut self) {
+        while let Some(entry) = self.waiting.front() {
+            // SAFETY: queued by `push`, whose callers vouched for the entry's buffers.
+            if unsafe { self.ring.submission().push(entry) }.is_err() {
+                return;
+            }
+            self.waiting.pop_front();
         }
     }
 
     fn arm_wake(&mut self) -> io::Result<()> {
         let read = opcode::Read::new(types::Fd(self.wake_fd.as_raw_fd()), self.wake_buf.as_mut_ptr(), 8);
         // SAFETY: `wake_buf` is boxed and owned by the loop, which outlives the ring's use of it.
-        unsafe { self.push(read.build().user_data(WAKE)) }
+        unsafe { self.push(read.build().user_data(WAKE)) };
+        self.wake_armed = true;
+        Ok(())
     }
 
     /// One multishot accept: every new connection posts a completion, until it is cancelled or
@@ -265,7 +304,8 @@ impl Loop {
         let accept = opcode::AcceptMulti::new(types::Fd(listener.as_raw_fd())).flags(libc::SOCK_CLOEXEC);
         self.accept_armed = true;
         // SAFETY: a multishot accept points to no buffer.
-        unsafe { self.push(accept.build().user_data(ACCEPT)) }
+        unsafe { self.push(accept.build().user_data(ACCEPT)) };
+        Ok(())
     }
 
     fn on_accept(&mut self, result: i32, flags: u32) -> io::Result<()> {
@@ -315,7 +355,8 @@ impl Loop {
         let poll = opcode::PollAdd::new(types::Fd(listener.as_raw_fd()), libc::POLLIN as u32);
         self.arrival_armed = true;
         // SAFETY: a poll points to no buffer.
-        unsafe { self.push(poll.build().user_data(ARRIVAL)) }
+        unsafe { self.push(poll.build().user_data(ARRIVAL)) };
+        Ok(())
     }
 
     fn insert(&mut self, socket: TcpStream) -> io::Result<()> {
@@ -341,7 +382,8 @@ impl Loop {
         conn.recv_armed = true;
         let recv = opcode::RecvMulti::new(types::Fd(conn.socket.as_raw_fd()), ring::GROUP);
         // SAFETY: the receive names a buffer group, not a buffer of ours.
-        unsafe { self.push(recv.build().user_data(tag(key, Op::Recv))) }
+        unsafe { self.push(recv.build().user_data(tag(key, Op::Recv))) };
+        Ok(())
     }
 
     /// Stop receiving (back-pressure): cancel the multishot receive. Bytes that arrive before
@@ -354,7 +396,7 @@ impl Loop {
         conn.recv_paused = true;
         if conn.recv_armed {
             // SAFETY: a cancellation points to no buffer.
-            let _ = unsafe { self.push(opcode::AsyncCancel::new(tag(key, Op::Recv)).build().user_data(CANCEL)) };
+            unsafe { self.push(opcode::AsyncCancel::new(tag(key, Op::Recv)).build().user_data(CANCEL)) };
         }
     }
 
@@ -365,29 +407,37 @@ impl Loop {
             conn.recv_armed = false;
         }
         let buffer = cqueue::buffer_select(flags);
-        if conn.closing {
-            if let Some(bid) = buffer {
-                self.bufs.give_back(bid);
-            }
+        let handled = if conn.closing {
             self.finish_close(key);
-            return Ok(());
+            Ok(())
+        } else {
+            self.on_recv_result(key, result, buffer, ended)
+        };
+        // Whatever the result, a buffer the kernel picked goes back to the ring, once, after
+        // its bytes were served: a buffer lost here would be lost to every connection.
+        if let Some(bid) = buffer {
+            self.bufs.give_back(bid);
         }
+        handled
+    }
+
+    fn on_recv_result(&mut self, key: usize, result: i32, buffer: Option<u16>, ended: bool) -> io::Result<()> {
         match result {
             n if n > 0 => {
                 let Some(bid) = buffer else {
                     self.close(key);
                     return Ok(());
                 };
-                let served = self.on_data(key, bid, n as usize);
-                self.bufs.give_back(bid);
-                served?;
+                self.on_data(key, bid, n as usize)?;
                 self.rearm_if_ended(key, ended)
             }
             0 => self.on_end_of_file(key),
             e if e == -libc::ENOBUFS => {
-                // Every buffer is holding bytes not yet served: try again at the end of the turn.
-                let serial = conn.serial;
-                self.starved.push((key, serial));
+                // The ring was empty when bytes arrived: completions not yet collected hold its
+                // buffers. They are all back by the end of this turn; try again then.
+                if let Some(conn) = self.conns.get(key) {
+                    self.starved.push((key, conn.serial));
+                }
                 Ok(())
             }
             e if e == -libc::EINTR || e == -libc::EAGAIN || e == -libc::ECANCELED => self.rearm_if_ended(key, ended),
@@ -480,6 +530,10 @@ impl Loop {
                 self.close(key);
                 Ok(())
             }
+            // Paused with requests received and not yet answered (data and FIN can arrive in
+            // one batch): those come first. Resuming receives again, and on a socket that has
+            // seen FIN that receive ends at once, with nothing lost.
+            Phase::Open if conn.backlog || conn.recv_paused => Ok(()),
             Phase::Open => {
                 conn.phase = Phase::PeerDone;
                 self.after_output(key)
@@ -528,7 +582,8 @@ impl Loop {
             .flags(libc::MSG_NOSIGNAL);
         outgoing.armed = true;
         // SAFETY: `outgoing.buf` is neither touched nor dropped while `armed` (see `conn.rs`).
-        unsafe { self.push(send.build().user_data(tag(key, Op::Send))) }
+        unsafe { self.push(send.build().user_data(tag(key, Op::Send))) };
+        Ok(())
     }
 
     fn on_send(&mut self, key: usize, result: i32) -> io::Result<()> {
@@ -605,7 +660,7 @@ impl Loop {
             if armed {
                 // SAFETY: a cancellation points to no buffer. If it cannot be queued, the
                 // operation still completes when the socket is shut at exit.
-                let _ = unsafe { self.push(opcode::AsyncCancel::new(tag(key, op)).build().user_data(CANCEL)) };
+                unsafe { self.push(opcode::AsyncCancel::new(tag(key, op)).build().user_data(CANCEL)) };
             }
         }
         if let Some(id) = left {
@@ -682,14 +737,15 @@ impl Loop {
         for (armed, op) in [(self.accept_armed, ACCEPT), (self.arrival_armed, ARRIVAL)] {
             if armed {
                 // SAFETY: a cancellation points to no buffer.
-                let _ = unsafe { self.push(opcode::AsyncCancel::new(op).build().user_data(CANCEL)) };
+                unsafe { self.push(opcode::AsyncCancel::new(op).build().user_data(CANCEL)) };
             }
         }
         self.listener = None;
         for (_, conn) in self.conns.iter() {
-            if conn.recv_armed && conn.phase == Phase::Open {
-                // The waiting receive completes at once, with what is queued or end-of-file;
-                // `draining` then makes it the connection's last.
+            if conn.phase == Phase::Open {
+                // A waiting receive completes at once, with what is queued or end-of-file, and
+                // so does the next one of a connection paused now; `draining` then makes what
+                // it reads the connection's last.
                 // SAFETY: shutdown(2) on a socket we own.
                 unsafe { libc::shutdown(conn.socket.as_raw_fd(), libc::SHUT_RD) };
             }
@@ -705,15 +761,15 @@ impl Loop {
             // SAFETY: shutdown(2) on a socket we own.
             unsafe { libc::shutdown(conn.socket.as_raw_fd(), libc::SHUT_RDWR) };
         }
-        for (armed, op) in [(self.accept_armed, ACCEPT), (self.arrival_armed, ARRIVAL)] {
+        for (armed, op) in [(self.accept_armed, ACCEPT), (self.arrival_armed, ARRIVAL), (self.wake_armed, WAKE)] {
             if armed {
                 // SAFETY: a cancellation points to no buffer.
-                let _ = unsafe { self.push(opcode::AsyncCancel::new(op).build().user_data(CANCEL)) };
+                unsafe { self.push(opcode::AsyncCancel::new(op).build().user_data(CANCEL)) };
             }
         }
         let give_up = Instant::now() + RETURN_WAIT;
         loop {
-            let in_flight = self.accept_armed || self.arrival_armed || self.conns.iter().any(|(_, c)| !c.idle_in_kernel());
+            let in_flight = self.accept_armed || self.arrival_armed || self.wake_armed || self.conns.iter().any(|(_, c)| !c.idle_in_kernel());
             if !in_flight {
                 return true;
             }
@@ -724,12 +780,15 @@ impl Loop {
                 match completion.user_data() {
                     ACCEPT if !cqueue::more(completion.flags()) => self.accept_armed = false,
                     ARRIVAL => self.arrival_armed = false,
-                    ACCEPT | WAKE | CANCEL => {}
+                    WAKE => self.wake_armed = false,
+                    ACCEPT | CANCEL => {}
                     data => {
                         let (key, op) = untag(data);
                         if let Some(conn) = self.conns.get_mut(key) {
                             match op {
-                                Op::Recv => conn.recv_armed = false,
+                                // A multishot receive is done only with its last completion.
+                                Op::Recv if !cqueue::more(completion.flags()) => conn.recv_armed = false,
+                                Op::Recv => {}
                                 Op::Send => conn.outgoing.armed = false,
                             }
                         }

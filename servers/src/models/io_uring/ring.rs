@@ -7,9 +7,9 @@ use std::sync::atomic::{AtomicU16, Ordering};
 use io_uring::types::BufRingEntry;
 use io_uring::{IoUring, opcode};
 
-/// Submission queue entries. Each connection has at most three operations in flight (a
-/// receive, a send, a cancel), and a full queue is simply submitted early, so this bounds the
-/// batch, not the number of connections. The completion queue is twice as long, and the kernel
+/// Submission queue entries. A full queue is simply submitted early (or, if the kernel will
+/// not take it yet, the rest waits for the next turn), so this bounds the batch, not the
+/// number of connections. The completion queue is twice as long, and the kernel
 /// keeps completions that overflow it (`IORING_FEAT_NODROP`) rather than drop them.
 pub const ENTRIES: u32 = 4096;
 
@@ -58,9 +58,42 @@ fn probe_on_this_thread() -> Result<(), String> {
             return Err(format!("this kernel's io_uring has no {name} operation"));
         }
     }
-    BufRing::new(&ring, 2, 64)
-        .map(drop)
-        .map_err(|e| format!("this kernel cannot register a buffer ring ({e}); io-uring needs Linux 5.19 or later"))
+    let mut ring = ring;
+    let bufs = BufRing::new(&ring, 2, 64)
+        .map_err(|e| format!("this kernel cannot register a buffer ring ({e}); io-uring needs Linux 6.0 or later"))?;
+    let received = multishot_receive_works(&mut ring);
+    // The trial receive is over (it completed or failed): the buffers may go, after the ring.
+    drop(ring);
+    drop(bufs);
+    received
+}
+
+/// Whether a multishot receive (Linux 6.0; older kernels reject it with `EINVAL`, though the
+/// probe lists the same opcode) delivers one byte written to a socket pair.
+fn multishot_receive_works(ring: &mut IoUring) -> Result<(), String> {
+    use std::io::Write;
+    use std::os::fd::AsRawFd;
+    let (mut ours, theirs) =
+        std::os::unix::net::UnixStream::pair().map_err(|e| format!("cannot make a socket pair to probe with: {e}"))?;
+    let recv = opcode::RecvMulti::new(io_uring::types::Fd(theirs.as_raw_fd()), GROUP).build().user_data(1);
+    ours.write_all(b"x").map_err(|e| format!("cannot write to the probe's socket pair: {e}"))?;
+    // SAFETY: the receive names a buffer group, not a buffer of ours.
+    unsafe { ring.submission().push(&recv) }.map_err(|_| "the probe's submission queue is full".to_string())?;
+    let ts = io_uring::types::Timespec::new().sec(1);
+    let args = io_uring::types::SubmitArgs::new().timespec(&ts);
+    ring.submitter().submit_with_args(1, &args).map_err(|e| format!("io_uring_enter failed while probing: {e}"))?;
+    let result = ring.completion().next().map(|c| c.result());
+    // Ending the receive before the socket pair goes: shutting it makes the receive complete.
+    let _ = theirs.shutdown(std::net::Shutdown::Both);
+    let _ = ring.submitter().submit_with_args(1, &args);
+    match result {
+        Some(1) => Ok(()),
+        Some(e) if e == -libc::EINVAL => {
+            Err("this kernel's io_uring has no multishot receive; io-uring needs Linux 6.0 or later".into())
+        }
+        Some(e) => Err(format!("a trial multishot receive failed: {}", io::Error::from_raw_os_error(-e))),
+        None => Err("a trial multishot receive did not complete within 1 s".into()),
+    }
 }
 
 /// One line for each way `io_uring_setup` is refused.

@@ -76,7 +76,9 @@
 //! **`fork` in a threaded process.** Only the calling thread is copied; a lock another thread
 //! held at that instant stays locked in the child for ever. So the child touches only what it
 //! owns: its socket, its session, and glibc's `malloc` (which glibc resets in the child). It
-//! logs nothing, since stderr's lock could be one of those. Production forking servers fork from
+//! logs nothing, since stderr's lock could be one of those. (A panic in the child would still
+//! run Rust's panic hook, which takes that lock: the one path left where a child could hang,
+//! holding its `--max-procs` slot until shutdown kills it.) Production forking servers fork from
 //! a single-threaded parent; this one has the `server` binary's signal thread, and under
 //! `cargo test` a whole test harness.
 //!
@@ -116,12 +118,12 @@ use crate::shutdown::Shutdown;
 const LISTENER: usize = usize::MAX - 1;
 /// How soon an `accept` that failed for lack of descriptors or memory is tried again.
 const ACCEPT_RETRY: Duration = Duration::from_millis(10);
-/// The most events one wait reports (exits and the listener); the rest come with the next.
 /// Connections accepted (and children forked) before the parent looks at its events again.
 /// Clients that reconnect as fast as they are served keep the listen queue from ever running
 /// dry; without a cap the parent would fork for ever and reap never, and exited children would
 /// pile up as zombies until `--max-procs` stopped it.
 const ACCEPTS_PER_TURN: usize = 16;
+/// The most events one wait reports (exits and the listener); the rest come with the next.
 const EVENT_BATCH: NonZeroUsize = NonZeroUsize::new(256).unwrap();
 
 /// Whether this model serves `config`: only on Linux, and only the protocols whose connections
@@ -385,7 +387,9 @@ fn fork_child(
     let entry = children.vacant_entry();
     let registered = pidfd_open(pid).and_then(|pidfd| {
         // SAFETY: the pidfd is deleted from the poller before it is dropped (`Parent::forget`).
-        unsafe { poller.add_with_mode(&pidfd, Event::readable(entry.key()), PollMode::Edge)? };
+        // Level-triggered: an exit that the parent does not reap at once (it cannot happen,
+        // but if it did) is reported again rather than forgotten until shutdown.
+        unsafe { poller.add_with_mode(&pidfd, Event::readable(entry.key()), PollMode::Level)? };
         Ok(pidfd)
     });
     match registered {
@@ -591,7 +595,8 @@ fn close_other_descriptors(keep: RawFd) -> io::Result<()> {
         Ok(())
     };
     match close_range(3, keep.saturating_sub(1)).and_then(|()| close_range(keep.max(2) + 1, u32::MAX)) {
-        Err(e) if e.raw_os_error() == Some(libc::ENOSYS) => {}
+        // Too old a kernel, or a seccomp profile that does not know the call: walk the list.
+        Err(e) if matches!(e.raw_os_error(), Some(libc::ENOSYS | libc::EPERM)) => {}
         done => return done,
     }
     let listed: Vec<RawFd> = std::fs::read_dir("/proc/self/fd")?

@@ -60,13 +60,15 @@ pub struct Served {
 }
 
 /// How many bytes of replies one call to [`Session::serve`] may produce before it stops
-/// decoding: a connection never holds much more unsent output than this (plus one reply).
+/// decoding, so a turn's replies are at most this plus one reply. A thread writes them before
+/// decoding more; an event loop stops reading once its pending output passes its high-water
+/// mark, so it holds at most that mark plus one such turn.
 ///
 /// Without it, replies are bounded only by what one read can ask for: a single 64 KiB read of
 /// 7-byte `GET k` requests for a 64 KiB value asks for 600 MB of replies, from a client that
-/// need not read any of them. With it, the rest of that read waits, unconsumed, until the peer
-/// has taken the replies so far; if it never does, its socket's send buffer fills and the
-/// connection holds this much and no more.
+/// need not read any of them. With it, the rest of that read waits, unconsumed, until the
+/// kernel has taken the replies so far; if the peer never reads, its socket's send buffer
+/// fills, the kernel takes no more, and the connection's memory stops growing.
 pub const OUTPUT_BUDGET: usize = 256 * 1024;
 
 /// One connection's protocol state plus the knobs, and the handle on whatever state the

@@ -124,8 +124,9 @@ pub fn serve_connection<S: Store>(conn: &impl Connection, mut session: Session<S
             if !served.more {
                 break;
             }
-            // The replies reached the output budget: they are written (the peer took them, or
-            // we would still be blocked in `write_all`), so serve the rest of what was read.
+            // The replies reached the output budget. `write_all` returned, so the kernel took
+            // them (a peer that reads nothing keeps us blocked there instead, holding no more
+            // than this): serve the rest of what was read.
         }
         if conn.is_draining() {
             break; // shutdown: what was read is answered; read no more

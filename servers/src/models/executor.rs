@@ -387,7 +387,9 @@ fn read_and_answer(
         };
         let served = serve_input(session, partial, &s.input[..n], &mut s.output, &mut s.pool);
         write_now(stream, &mut s.output, unwritten, &mut s.pool)?;
-        Ok(Step::Served { close: served.close, full: n == s.input.len(), more: served.more })
+        // A backlog step counts as a full read for the cooperative budget: a client whose
+        // requests keep producing budgets of replies must not keep the thread either.
+        Ok(Step::Served { close: served.close, full: backlog || n == s.input.len(), more: served.more })
     })
 }
 

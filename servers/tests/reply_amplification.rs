@@ -22,6 +22,25 @@ const ATTACKERS: usize = 4;
 /// their buffers, well under one connection's worth of unbounded replies.
 const BOUND_KIB: u64 = 48 * 1024;
 
+/// `SET k` to a value of `VALUE` bytes, and check the `+OK`.
+fn set_the_value(client: &mut TcpStream, model: Model) {
+    let set = [
+        format!("*3\r\n$3\r\nSET\r\n$1\r\nk\r\n${VALUE}\r\n").into_bytes(),
+        vec![b'v'; VALUE],
+        b"\r\n".to_vec(),
+    ]
+    .concat();
+    client.write_all(&set).unwrap();
+    let mut ok = [0u8; 5];
+    client.read_exact(&mut ok).unwrap();
+    assert_eq!(&ok, b"+OK\r\n", "{model}");
+}
+
+/// What `GET k` answers once [`set_the_value`] has run.
+fn the_reply() -> Vec<u8> {
+    [format!("${VALUE}\r\n").into_bytes(), vec![b'v'; VALUE], b"\r\n".to_vec()].concat()
+}
+
 fn rss_kib(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     status
@@ -63,16 +82,7 @@ fn pipelined_gets_that_are_never_read_cost_bounded_memory() {
         let (server, addr) =
             Process::start(&["--model", &model.to_string(), "--proto", "kv", "--threads", "4"]);
         let pid = server.child.id();
-        let mut setter = support::connect(addr);
-        let value = vec![b'v'; VALUE];
-        let set =
-            [format!("*3\r\n$3\r\nSET\r\n$1\r\nk\r\n${VALUE}\r\n").into_bytes(), value, b"\r\n".to_vec()]
-                .concat();
-        setter.write_all(&set).unwrap();
-        let mut ok = [0u8; 5];
-        setter.read_exact(&mut ok).unwrap();
-        assert_eq!(&ok, b"+OK\r\n", "{model}");
-        drop(setter);
+        set_the_value(&mut support::connect(addr), model);
 
         let before = rss_kib(pid);
         let gets = b"GET k\r\n".repeat(GETS);
@@ -106,18 +116,9 @@ fn pipelined_gets_past_the_budget_are_all_answered_once_read() {
         }
         let server = support::TestServer::start(model, Proto::Kv);
         let mut client = support::connect(server.addr);
-        let value = vec![b'v'; VALUE];
-        let set = [
-            format!("*3\r\n$3\r\nSET\r\n$1\r\nk\r\n${VALUE}\r\n").into_bytes(),
-            value.clone(),
-            b"\r\n".to_vec(),
-        ]
-        .concat();
-        client.write_all(&set).unwrap();
-        let mut ok = [0u8; 5];
-        client.read_exact(&mut ok).unwrap();
+        set_the_value(&mut client, model);
         client.write_all(&b"GET k\r\n".repeat(PIPELINED)).unwrap();
-        let reply = [format!("${VALUE}\r\n").into_bytes(), value, b"\r\n".to_vec()].concat();
+        let reply = the_reply();
         let mut got = vec![0u8; reply.len()];
         for i in 0..PIPELINED {
             client
@@ -144,21 +145,12 @@ fn half_close_after_pipelined_gets_still_gets_every_reply() {
         }
         let server = support::TestServer::start(model, Proto::Kv);
         let mut client = support::connect(server.addr);
-        let value = vec![b'v'; VALUE];
-        let set = [
-            format!("*3\r\n$3\r\nSET\r\n$1\r\nk\r\n${VALUE}\r\n").into_bytes(),
-            value.clone(),
-            b"\r\n".to_vec(),
-        ]
-        .concat();
-        client.write_all(&set).unwrap();
-        let mut ok = [0u8; 5];
-        client.read_exact(&mut ok).unwrap();
+        set_the_value(&mut client, model);
         client.write_all(&b"GET k\r\n".repeat(PIPELINED)).unwrap();
         client.shutdown(std::net::Shutdown::Write).unwrap();
         let mut rest = Vec::new();
         client.read_to_end(&mut rest).unwrap_or_else(|e| panic!("{model}: reading to end-of-file: {e}"));
-        let reply = [format!("${VALUE}\r\n").into_bytes(), value, b"\r\n".to_vec()].concat();
+        let reply = the_reply();
         assert_eq!(
             rest.len(),
             PIPELINED * reply.len(),

@@ -1,5 +1,6 @@
 //! One connection of the io_uring loop: what it keeps between completions, and which of its
-//! buffers the kernel holds right now.
+//! buffers the kernel holds right now; and, for chat, the room's own bookkeeping (its routing
+//! is `room.rs`).
 //!
 //! The reactor's connection ([`crate::conn::nonblocking`]) owns its buffers outright: between
 //! two events, nobody else touches them. Here the kernel does, while an operation runs, and the
@@ -9,7 +10,9 @@
 //! written down as `armed` flags: a buffer is touched only while its operation is not armed,
 //! and a connection leaves the slab only when neither is (see `Loop::finish_close`).
 
+use std::collections::VecDeque;
 use std::net::TcpStream;
+use std::time::Instant;
 
 use crate::conn::nonblocking::{BufferPool, Phase};
 use crate::proto::chat::MemberId;
@@ -106,5 +109,26 @@ impl<S> Conn<S> {
         pool.give(std::mem::take(&mut self.pending_in));
         pool.give(std::mem::take(&mut self.outgoing.buf));
         pool.give(std::mem::take(&mut self.queued));
+    }
+}
+
+/// The room's bookkeeping; the members themselves are the loop's connections.
+pub struct Room {
+    pub queue_limit: usize,
+    pub last_id: MemberId,
+    /// Members given new output this turn, with their serials.
+    pub dirty: Vec<(usize, u64)>,
+    /// Members that left or were dropped with output still queued, and when they are closed
+    /// whether or not they read it (all wait the same time, so the queue is in order).
+    pub deadlines: VecDeque<(Instant, usize, u64)>,
+}
+
+impl Room {
+    pub fn new(queue_limit: usize) -> Room {
+        Room { queue_limit, last_id: 0, dirty: Vec::new(), deadlines: VecDeque::new() }
+    }
+
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.deadlines.front().map(|&(at, ..)| at)
     }
 }

@@ -19,9 +19,8 @@ use std::time::{Duration, Instant};
 use io_uring::{IoUring, cqueue, opcode, squeue, types};
 use slab::Slab;
 
-use super::conn::Conn;
+use super::conn::{Conn, Room};
 use super::ring::{self, BufRing};
-use super::room::Room;
 use crate::config::ServerConfig;
 use crate::buffer::recycle;
 use crate::conn::nonblocking::{BufferPool, HIGH_WATER, Phase, serve_input};

@@ -5,7 +5,6 @@
 //! copy taken out of the outbox ([`Outbox::take`]), since the kernel keeps reading those bytes
 //! after the call, while the outbox keeps growing.
 
-use std::collections::VecDeque;
 use std::io;
 use std::time::Instant;
 
@@ -18,27 +17,6 @@ use crate::proto::outbox::{Outbox, Pushed};
 
 /// No member has this key: routes a line to everyone.
 const NOBODY: usize = usize::MAX;
-
-/// The room's bookkeeping; the members themselves are the loop's connections.
-pub struct Room {
-    queue_limit: usize,
-    last_id: MemberId,
-    /// Members given new output this turn, with their serials.
-    dirty: Vec<(usize, u64)>,
-    /// Members that left or were dropped with output still queued, and when they are closed
-    /// whether or not they read it (all wait the same time, so the queue is in order).
-    deadlines: VecDeque<(Instant, usize, u64)>,
-}
-
-impl Room {
-    pub fn new(queue_limit: usize) -> Room {
-        Room { queue_limit, last_id: 0, dirty: Vec::new(), deadlines: VecDeque::new() }
-    }
-
-    pub fn next_deadline(&self) -> Option<Instant> {
-        self.deadlines.front().map(|&(at, ..)| at)
-    }
-}
 
 impl Loop {
     /// Connection `key` joins: welcome it, then tell the others.

@@ -1,10 +1,10 @@
 //! # `io-uring`: one thread, completions instead of readiness
 //!
 //! Every other event loop in the lab asks the kernel *"which sockets are ready?"* and then does
-//! the reading and writing itself, one system call each. io_uring (Linux 5.1; this model uses
-//! the multishot receive of 6.0) turns that around: the program describes whole operations ("receive
-//! into a buffer of group 0", "send these bytes", "accept") in a submission queue shared with
-//! the kernel, and later reads their results from a completion queue, also shared.
+//! the reading and writing itself, one system call each. io_uring (Linux 5.1; this model needs
+//! the multishot receive of 6.0) turns that around: the program describes whole operations
+//! ("receive into a buffer of group 0", "send these bytes", "accept") in a submission queue
+//! shared with the kernel, and later reads their results from a completion queue, also shared.
 //!
 //! ```text
 //!   submission queue ──► kernel does the I/O ──► completion queue
@@ -24,7 +24,8 @@
 //! `sendto`), this loop 0.9 to 1.3, all of them `io_uring_enter`.
 //!
 //! **And yet it is no cheaper here.** The same run measured this server's CPU time per request
-//! at 1.03 and 1.06 times the reactor's (each the median of five alternating pairs). Its
+//! at 1.06 times the reactor's with a receive submitted per request, and 1.03 with the
+//! multishot receive (each the median of five alternating pairs). Its
 //! profile says why: on loopback, about 60% of either server's CPU is the TCP/IP stack itself
 //! (sending, acknowledging, the loopback device's receive path), which no interface changes.
 //! System call entry and exit are 7% of the reactor's CPU and `epoll` 2%; io_uring cuts the

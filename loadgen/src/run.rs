@@ -3,7 +3,9 @@
 //! The main thread does no I/O of its own during the run: it [`watch`]es the clock (and
 //! loadgen's CPU time) while the workers run, then joins them and adds up what they found.
 
+use std::io;
 use std::sync::atomic::AtomicU64;
+use std::thread::ScopedJoinHandle;
 
 use crate::config::{ProtocolKind, RunConfig};
 use crate::connect::{self, Opened};
@@ -16,7 +18,7 @@ use crate::payload::PayloadPool;
 use crate::ports::PortBudget;
 use crate::proto::{ClientProtocol, EchoFrame, EchoLine, Http, Kv};
 use crate::report::{Churn as ChurnReport, RunReport};
-use crate::sys;
+use crate::sys::{self, CpuTime};
 use crate::watch::watch;
 
 /// File descriptors kept in reserve for everything that is not a connection (poll instances,
@@ -86,17 +88,7 @@ fn run_with<P: ClientProtocol>(cfg: &RunConfig, proto: &P) -> Result<RunReport, 
                 })
             })
             .collect();
-        let all_done = || handles.iter().all(|h| h.as_ref().map_or(true, |h| h.is_finished()));
-        let cpu = watch(cfg, clock, &plan, &progress, all_done);
-        let mut tallies = Vec::with_capacity(handles.len());
-        for handle in handles {
-            let handle = handle.map_err(RunError::Engine)?;
-            match handle.join() {
-                Ok(tally) => tallies.push(tally.map_err(RunError::Engine)?),
-                Err(_) => return Err(RunError::WorkerPanicked),
-            }
-        }
-        Ok::<_, RunError>((tallies, cpu))
+        watch_and_join(cfg, clock, &plan, &progress, handles)
     })?;
 
     let mut total = Tally::new(plan.timetable.is_some());
@@ -148,17 +140,7 @@ fn churn_with<P: ClientProtocol>(cfg: &RunConfig, proto: &P) -> Result<RunReport
                 })
             })
             .collect();
-        let all_done = || handles.iter().all(|h| h.as_ref().map_or(true, |h| h.is_finished()));
-        let cpu = watch(cfg, clock, &plan, &progress, all_done);
-        let mut tallies = Vec::with_capacity(handles.len());
-        for handle in handles {
-            let handle = handle.map_err(RunError::Engine)?;
-            match handle.join() {
-                Ok(tally) => tallies.push(tally.map_err(RunError::Engine)?),
-                Err(_) => return Err(RunError::WorkerPanicked),
-            }
-        }
-        Ok::<_, RunError>((tallies, cpu))
+        watch_and_join(cfg, clock, &plan, &progress, handles)
     })?;
 
     let mut total = Tally::new(false);
@@ -183,4 +165,29 @@ fn churn_with<P: ClientProtocol>(cfg: &RunConfig, proto: &P) -> Result<RunReport
         corrected: None,
         churn: Some(ChurnReport { connects: total.connects, ports, server_closes: proto.server_closes() }),
     })
+}
+
+/// The worker threads of one run, as spawned (a spawn that failed is an `Err`).
+type Workers<'scope> = Vec<io::Result<ScopedJoinHandle<'scope, io::Result<Tally>>>>;
+
+/// Watch the run's progress on this thread until every worker is done, then collect their
+/// tallies; the first engine error or panic fails the run.
+fn watch_and_join(
+    cfg: &RunConfig,
+    clock: Clock,
+    plan: &Plan,
+    progress: &[AtomicU64],
+    handles: Workers<'_>,
+) -> Result<(Vec<Tally>, CpuTime), RunError> {
+    let all_done = || handles.iter().all(|h| h.as_ref().map_or(true, |h| h.is_finished()));
+    let cpu = watch(cfg, clock, plan, progress, all_done);
+    let mut tallies = Vec::with_capacity(handles.len());
+    for handle in handles {
+        let handle = handle.map_err(RunError::Engine)?;
+        match handle.join() {
+            Ok(tally) => tallies.push(tally.map_err(RunError::Engine)?),
+            Err(_) => return Err(RunError::WorkerPanicked),
+        }
+    }
+    Ok((tallies, cpu))
 }

@@ -111,6 +111,10 @@ pub struct RunConfig {
     pub seed: u64,
     /// Extra connections opened before the run and held open, never sending (the C10K shape).
     pub idle_conns: usize,
+    /// Open the idle connections before the working ones, so a server that serves clients in
+    /// the order they came (one at a time, or a pool of workers) meets the silent ones first:
+    /// the slowloris shape, and head-of-line blocking.
+    pub idle_first: bool,
     /// How long a request may go unanswered before its connection is given up.
     #[serde(serialize_with = "as_seconds")]
     pub timeout: Duration,
@@ -132,6 +136,10 @@ pub struct RunConfig {
     /// Print a progress line on stderr once a second.
     #[serde(skip)]
     pub progress: bool,
+    /// Print one line a second on stderr with the last second's replies, p50, p99 and errors
+    /// (`--live`, for a projector; see [`crate::live`]).
+    #[serde(skip)]
+    pub live: bool,
     /// Print `loadgen: measuring` and `loadgen: measured` on stderr at the measured phase's
     /// boundaries, so a script sampling the server can bracket exactly that phase.
     #[serde(skip)]
@@ -159,6 +167,7 @@ impl RunConfig {
             size: SizeSpec::fixed(64),
             seed: 1,
             idle_conns: 0,
+            idle_first: false,
             timeout: Duration::from_secs(5),
             verify: true,
             spin: DEFAULT_SPIN,
@@ -166,6 +175,7 @@ impl RunConfig {
             kv_keys: DEFAULT_KV_KEYS,
             conn_per_request: false,
             progress: false,
+            live: false,
             phase_markers: false,
         }
     }
@@ -251,6 +261,12 @@ impl RunConfig {
         if self.idle_conns > 0 {
             return invalid(
                 "--idle-conns does not fit --proto chat: an idle member is dropped as too slow".into(),
+            );
+        }
+        if self.live {
+            return invalid(
+                "--live does not fit --proto chat: its lines count replies, and chat counts deliveries"
+                    .into(),
             );
         }
         if !self.verify {

@@ -73,7 +73,14 @@ pub fn open(cfg: &RunConfig, working: usize) -> Result<Opened, RunError> {
             opened.first_error.get_or_insert_with(|| format!("connection {n}: TCP_NODELAY: {e}"));
             continue;
         }
-        if opened.working.len() < working {
+        // Working first, or with `--idle-first` the idle ones first: the order in which the
+        // server sees them arrive.
+        let working_turn = if cfg.idle_first {
+            opened.idle.len() >= cfg.idle_conns && opened.working.len() < working
+        } else {
+            opened.working.len() < working
+        };
+        if working_turn {
             // Ids are dense (0..conns) even if some connects failed: they pick the
             // connection's slots in the open-loop timetable and the high bits of its sequence
             // numbers.
@@ -106,4 +113,30 @@ pub fn count_closed_idle(idle: &[TcpStream]) -> u64 {
         }
     }
     closed
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::ProtocolKind;
+
+    /// The server sees the connections arrive in the order they were opened: with
+    /// `idle_first`, the idle ones first.
+    #[test]
+    fn idle_first_opens_the_idle_connections_before_the_working_ones() {
+        for idle_first in [false, true] {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            let mut cfg = RunConfig::new(listener.local_addr().unwrap(), ProtocolKind::EchoLine);
+            cfg.conns = 2;
+            cfg.idle_conns = 3;
+            cfg.idle_first = idle_first;
+            let opened = open_all(&cfg).unwrap();
+            assert_eq!((opened.working.len(), opened.idle.len()), (2, 3));
+            let first = listener.accept().unwrap().1;
+            let first_idle = opened.idle[0].local_addr().unwrap() == first;
+            let first_working = opened.working[0].1.local_addr().unwrap() == first;
+            assert_eq!((first_idle, first_working), (idle_first, !idle_first));
+            assert_eq!(opened.working.iter().map(|(id, _)| *id).collect::<Vec<_>>(), [0, 1]);
+        }
+    }
 }

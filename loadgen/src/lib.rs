@@ -16,7 +16,8 @@
 //! - [`engine`]: per-thread mio event loops, pacing, timeouts, recording; `--conn-per-request`
 //!   has a loop of its own there ([`engine::churn`]), and [`ports`] says how many new
 //!   connections per second the client's ephemeral ports allow.
-//! - `run`: one measurement end to end; `watch`: what the main thread does meanwhile.
+//! - `run`: one measurement end to end; `watch`: what the main thread does meanwhile, and
+//!   [`live`]: the once-a-second lines of `--live`.
 //! - [`report`]: what a run found ([`RunReport`], [`Counts`]).
 //! - [`export`]: the human table, `--json`, `--hgrm`.
 //! - `sys`: file-descriptor limit and CPU time from the OS.
@@ -27,6 +28,7 @@ mod connect;
 pub mod engine;
 mod error;
 pub mod export;
+pub mod live;
 pub mod payload;
 pub mod ports;
 pub mod proto;

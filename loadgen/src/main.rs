@@ -73,6 +73,16 @@ struct RunArgs {
     /// Extra connections opened and held for the whole run, never sending.
     #[arg(long, default_value_t = 0)]
     idle_conns: usize,
+    /// Open the --idle-conns before the working connections instead of after them, so that a
+    /// server serving clients in arrival order (blocking, a thread pool) meets the silent ones
+    /// first: head-of-line blocking and the slowloris attack.
+    #[arg(long, requires = "idle_conns")]
+    idle_first: bool,
+    /// Live numbers for a projector: once a second, one line on stderr with the last second's
+    /// replies per second, p50, p99 and errors (warm-up included, marked). The final report on
+    /// stdout is unchanged. Replaces the progress line; not for --proto chat.
+    #[arg(long)]
+    live: bool,
     /// Give a connection up when a request goes unanswered this long.
     #[arg(long, default_value = "5s", value_parser = parse_duration)]
     timeout: Duration,
@@ -166,15 +176,18 @@ fn to_config(args: &RunArgs) -> anyhow::Result<RunConfig> {
     cfg.size = args.size.unwrap_or(SizeSpec::fixed(64));
     cfg.seed = args.seed;
     cfg.idle_conns = args.idle_conns;
+    cfg.idle_first = args.idle_first;
+    cfg.live = args.live;
     cfg.timeout = args.timeout;
     cfg.verify = !args.no_verify;
     cfg.spin = args.spin;
     cfg.kv_get_ratio = args.kv_get_ratio;
     cfg.kv_keys = args.kv_keys;
     cfg.conn_per_request = args.conn_per_request;
-    cfg.progress = std::io::stderr().is_terminal();
+    // The live lines say all the progress line would, and the two would overwrite each other.
+    cfg.progress = std::io::stderr().is_terminal() && !args.live;
     // A script reads stderr instead: tell it when the measured phase starts and ends.
-    cfg.phase_markers = !cfg.progress;
+    cfg.phase_markers = !std::io::stderr().is_terminal();
     cfg.validate()?;
     if args.hgrm.is_some() && args.no_verify {
         bail!("--hgrm needs recorded latencies, which --no-verify switches off");

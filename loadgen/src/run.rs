@@ -4,6 +4,7 @@
 //! loadgen's CPU time) while the workers run, then joins them and adds up what they found.
 
 use std::io;
+use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 use std::thread::ScopedJoinHandle;
 
@@ -14,6 +15,7 @@ use crate::engine::clock::Clock;
 use crate::engine::worker::Worker;
 use crate::engine::{Plan, Tally};
 use crate::error::RunError;
+use crate::live::LiveWindow;
 use crate::payload::PayloadPool;
 use crate::ports::PortBudget;
 use crate::proto::{ClientProtocol, EchoFrame, EchoLine, Http, Kv};
@@ -76,6 +78,7 @@ fn run_with<P: ClientProtocol>(cfg: &RunConfig, proto: &P) -> Result<RunReport, 
     // (a kv SET's command and key).
     let max_request = cfg.size.max + 64;
     let progress: Vec<AtomicU64> = (0..threads).map(|_| AtomicU64::new(0)).collect();
+    let live = cfg.live.then(|| Arc::new(LiveWindow::default()));
 
     let (tallies, cpu) = std::thread::scope(|scope| {
         let handles: Vec<_> = shards
@@ -83,12 +86,13 @@ fn run_with<P: ClientProtocol>(cfg: &RunConfig, proto: &P) -> Result<RunReport, 
             .zip(&progress)
             .enumerate()
             .map(|(n, (shard, counter))| {
+                let live = live.clone();
                 std::thread::Builder::new().name(format!("loadgen-{n}")).spawn_scoped(scope, move || {
-                    Worker::new(proto, plan, clock, shard, max_request, counter)?.run()
+                    Worker::new(proto, plan, clock, shard, max_request, counter)?.with_live(live).run()
                 })
             })
             .collect();
-        watch_and_join(cfg, clock, &plan, &progress, handles)
+        watch_and_join(cfg, clock, &plan, &progress, live.as_deref(), handles)
     })?;
 
     let mut total = Tally::new(plan.timetable.is_some());
@@ -129,18 +133,20 @@ fn churn_with<P: ClientProtocol>(cfg: &RunConfig, proto: &P) -> Result<RunReport
     let threads = cfg.threads;
     let max_request = cfg.size.max + 256;
     let progress: Vec<AtomicU64> = (0..threads).map(|_| AtomicU64::new(0)).collect();
+    let live = cfg.live.then(|| Arc::new(LiveWindow::default()));
     let (tallies, cpu) = std::thread::scope(|scope| {
         let handles: Vec<_> = progress
             .iter()
             .enumerate()
             .map(|(n, counter)| {
                 let ids: Vec<u64> = (n..cfg.conns).step_by(threads).map(|id| id as u64).collect();
+                let live = live.clone();
                 std::thread::Builder::new().name(format!("loadgen-{n}")).spawn_scoped(scope, move || {
-                    Churn::new(proto, plan, clock, cfg.addr, ids, max_request, counter)?.run()
+                    Churn::new(proto, plan, clock, cfg.addr, ids, max_request, counter)?.with_live(live).run()
                 })
             })
             .collect();
-        watch_and_join(cfg, clock, &plan, &progress, handles)
+        watch_and_join(cfg, clock, &plan, &progress, live.as_deref(), handles)
     })?;
 
     let mut total = Tally::new(false);
@@ -177,10 +183,11 @@ fn watch_and_join(
     clock: Clock,
     plan: &Plan,
     progress: &[AtomicU64],
+    live: Option<&LiveWindow>,
     handles: Workers<'_>,
 ) -> Result<(Vec<Tally>, CpuTime), RunError> {
     let all_done = || handles.iter().all(|h| h.as_ref().map_or(true, |h| h.is_finished()));
-    let cpu = watch(cfg, clock, plan, progress, all_done);
+    let cpu = watch(cfg, clock, plan, progress, live, all_done);
     let mut tallies = Vec::with_capacity(handles.len());
     for handle in handles {
         let handle = handle.map_err(RunError::Engine)?;

@@ -12,16 +12,17 @@ use std::time::{Duration, Instant};
 use crate::config::RunConfig;
 use crate::engine::Plan;
 use crate::engine::clock::Clock;
+use crate::live::{self, LiveWindow};
 use crate::sys::CpuTime;
 
 /// How often the main thread looks at the clock and the workers while the run goes on.
 const WATCH_STEP: Duration = Duration::from_millis(100);
 
-/// How often the progress line is rewritten.
+/// How often the progress line is rewritten, and a `--live` line printed.
 const PROGRESS_EVERY: Duration = Duration::from_secs(1);
 
 /// Sleeps through the run on the main thread: samples CPU time at the phase boundaries and
-/// prints a progress line about once a second when asked. Returns the measured phase's CPU
+/// prints a progress line, or with `live` a [`live::line`], about once a second when asked. Returns the measured phase's CPU
 /// time. Stops early if every worker has finished (all connections lost), so a dead server
 /// does not keep the user waiting for the full duration.
 pub(crate) fn watch(
@@ -29,15 +30,21 @@ pub(crate) fn watch(
     clock: Clock,
     plan: &Plan,
     progress: &[AtomicU64],
+    live: Option<&LiveWindow>,
     all_done: impl Fn() -> bool,
 ) -> CpuTime {
     let origin = clock.origin();
     let at = |ns: u64| origin + Duration::from_nanos(ns);
     let sample = || CpuTime::now().unwrap_or_default();
     let mut last_print = None;
+    let mut last_live = Instant::now();
     let mut wait_until = |deadline: Instant| {
         loop {
             let now = Instant::now();
+            if let Some(window) = live.filter(|_| now - last_live >= PROGRESS_EVERY) {
+                print_live(clock, plan, window, (now - last_live).as_secs_f64());
+                last_live = now;
+            }
             if now >= deadline || all_done() {
                 return;
             }
@@ -54,6 +61,13 @@ pub(crate) fn watch(
     wait_until(at(plan.end_ns));
     let after = sample();
     mark_phase(cfg, "measured");
+    if let Some(window) = live {
+        // The part second since the last line, so the lines add up to the whole run.
+        let since = last_live.elapsed().as_secs_f64();
+        if since > 0.05 {
+            print_live(clock, plan, window, since);
+        }
+    }
     if cfg.progress {
         // Finish the progress line so the summary starts on a fresh one.
         eprintln!();
@@ -69,6 +83,14 @@ fn mark_phase(cfg: &RunConfig, phase: &str) {
     if cfg.phase_markers {
         eprintln!("loadgen: {phase}");
     }
+}
+
+fn print_live(clock: Clock, plan: &Plan, window: &LiveWindow, interval_s: f64) {
+    let now = clock.now_ns();
+    let second = window.take();
+    // An interval that straddles the end of the warm-up is named after most of it.
+    let middle = now.saturating_sub((interval_s * 0.5e9) as u64);
+    eprintln!("{}", live::line(now as f64 / 1e9, middle < plan.warmup_end_ns, &second, interval_s));
 }
 
 fn print_progress(clock: Clock, plan: &Plan, progress: &[AtomicU64]) {

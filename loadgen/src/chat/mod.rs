@@ -76,7 +76,7 @@ pub(crate) fn run(cfg: &RunConfig) -> Result<RunReport, RunError> {
             .name("loadgen-chat".into())
             .spawn_scoped(scope, || driver.run(clock, plan, &progress[0]));
         let all_done = || handle.as_ref().map_or(true, |h| h.is_finished());
-        let cpu = watch(cfg, clock, &plan, &progress, all_done);
+        let cpu = watch(cfg, clock, &plan, &progress, None, all_done);
         let ran = match handle {
             Ok(handle) => handle.join().map_err(|_| RunError::WorkerPanicked),
             Err(e) => Err(RunError::Engine(e)),

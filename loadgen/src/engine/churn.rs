@@ -137,6 +137,12 @@ pub struct Churn<'a, P: ClientProtocol> {
 }
 
 impl<'a, P: ClientProtocol> Churn<'a, P> {
+    /// `--live`: also count every reply and error in `live`, the shared last-second window.
+    pub fn with_live(mut self, live: Option<std::sync::Arc<crate::live::LiveWindow>>) -> Self {
+        self.tally.live = live;
+        self
+    }
+
     /// A loop over the slots with run-wide ids `ids`, connecting to `addr`.
     pub fn new(
         proto: &'a P,

@@ -4,6 +4,9 @@ use std::time::Duration;
 
 use hdrhistogram::Histogram;
 
+use std::sync::Arc;
+
+use crate::live::LiveWindow;
 use crate::report::{Connects, Counts};
 
 /// Highest latency a histogram holds: one hour in nanoseconds. Anything slower is clamped (and
@@ -38,6 +41,8 @@ pub struct Tally {
     /// `--conn-per-request`: connections opened and connects failed, by cause (see
     /// `engine::churn`); all zero otherwise.
     pub connects: Connects,
+    /// `--live`: where every reply and error is also counted for the once-a-second line.
+    pub live: Option<Arc<LiveWindow>>,
 }
 
 impl Tally {
@@ -50,6 +55,7 @@ impl Tally {
             first_error: None,
             spun: Duration::ZERO,
             connects: Connects::default(),
+            live: None,
         }
     }
 
@@ -64,6 +70,14 @@ impl Tally {
         matches: bool,
         verify: bool,
     ) {
+        if let Some(live) = &self.live {
+            // Open loop counts from the due time, as the report's headline does.
+            let from = if self.corrected.is_some() { due_ns } else { sent_ns };
+            live.record(done_ns.saturating_sub(from));
+            if !matches {
+                live.error();
+            }
+        }
         if !measured {
             self.counts.warmup_requests += 1;
             return;
@@ -82,6 +96,9 @@ impl Tally {
 
     /// Keeps the first failure's description; later ones only count.
     pub fn note_error(&mut self, text: impl FnOnce() -> String) {
+        if let Some(live) = &self.live {
+            live.error();
+        }
         if self.first_error.is_none() {
             self.first_error = Some(text());
         }

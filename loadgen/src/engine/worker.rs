@@ -57,6 +57,12 @@ pub struct Worker<'a, P: ClientProtocol> {
 }
 
 impl<'a, P: ClientProtocol> Worker<'a, P> {
+    /// `--live`: also count every reply and error in `live`, the shared last-second window.
+    pub fn with_live(mut self, live: Option<std::sync::Arc<crate::live::LiveWindow>>) -> Self {
+        self.tally.live = live;
+        self
+    }
+
     /// Takes ownership of already connected sockets (with their run-wide ids).
     pub fn new(
         proto: &'a P,

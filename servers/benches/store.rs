@@ -106,12 +106,12 @@ fn stores(c: &mut Criterion) {
     let mut group = c.benchmark_group("store");
     group.warm_up_time(Duration::from_millis(500)).measurement_time(Duration::from_secs(2)).sample_size(20);
 
-    let local = LocalStore::new(KEYS);
+    let local = LocalStore::new(servers::store::Capacity::keys(KEYS));
     fill(&local, &keys);
     group.bench_function("local/1", |b| b.iter_custom(|ops| time_local(&local, &keys, ops)));
 
-    let locked = Arc::new(LockedStore::new(KEYS));
-    let sharded = Arc::new(ShardedStore::new(KEYS));
+    let locked = Arc::new(LockedStore::new(servers::store::Capacity::keys(KEYS)));
+    let sharded = Arc::new(ShardedStore::new(servers::store::Capacity::keys(KEYS)));
     fill(&*locked, &keys);
     fill(&*sharded, &keys);
     for threads in [1u64, 2, 4] {
@@ -137,9 +137,9 @@ const ROUND_OPS: u64 = 200_000;
 /// Every target once per round, `rounds` times; median and range of ns/op per target.
 fn interleaved(rounds: usize) {
     let keys = Arc::new(keys());
-    let local = LocalStore::new(KEYS);
-    let locked = Arc::new(LockedStore::new(KEYS));
-    let sharded = Arc::new(ShardedStore::new(KEYS));
+    let local = LocalStore::new(servers::store::Capacity::keys(KEYS));
+    let locked = Arc::new(LockedStore::new(servers::store::Capacity::keys(KEYS)));
+    let sharded = Arc::new(ShardedStore::new(servers::store::Capacity::keys(KEYS)));
     fill(&local, &keys);
     fill(&*locked, &keys);
     fill(&*sharded, &keys);

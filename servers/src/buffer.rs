@@ -45,6 +45,11 @@ impl InputBuffer {
         self.end = (self.end + n).min(self.buf.len());
     }
 
+    /// Bytes read but not yet served: the start of an unfinished request.
+    pub fn unserved(&self) -> usize {
+        self.end - self.start
+    }
+
     /// Answer every complete request held, appending the replies to `out`.
     pub fn serve<S: Store>(&mut self, session: &mut Session<S>, out: &mut Vec<u8>) -> Served {
         let served = session.serve(&self.buf[self.start..self.end], out);
@@ -80,7 +85,7 @@ pub fn recycle(out: &mut Vec<u8>) {
 }
 
 /// The most capacity [`recycle`] keeps: a full output budget and one large reply.
-const KEEP: usize = 2 * crate::session::OUTPUT_BUDGET;
+const KEEP: usize = 2 * crate::session::DEFAULT_MAX_OUTPUT;
 
 #[cfg(test)]
 mod tests {
@@ -102,7 +107,12 @@ mod tests {
 
     #[test]
     fn keeps_a_partial_request_across_reads() {
-        let mut s = Session::new(Proto::EchoLine, 100, Knobs::default(), LocalStore::new(1));
+        let mut s = Session::new(
+            Proto::EchoLine,
+            100,
+            Knobs::default(),
+            LocalStore::new(crate::store::Capacity::keys(1)),
+        );
         let mut b = InputBuffer::new(101);
         let mut out = Vec::new();
         fill(&mut b, b"ab");
@@ -117,7 +127,12 @@ mod tests {
     #[test]
     fn grows_to_hold_one_maximal_request_and_no_more() {
         let max = 10_000;
-        let mut s = Session::new(Proto::EchoLine, max, Knobs::default(), LocalStore::new(1));
+        let mut s = Session::new(
+            Proto::EchoLine,
+            max,
+            Knobs::default(),
+            LocalStore::new(crate::store::Capacity::keys(1)),
+        );
         let mut b = InputBuffer::new(max + 1);
         let mut out = Vec::new();
         let mut line = vec![b'x'; max];

@@ -3,9 +3,13 @@
 
 use std::time::Duration;
 
+use crate::conn::admission::Admission;
+use crate::conn::deadline::Timeouts;
 use crate::proto::{DEFAULT_MAX_FRAME, Proto};
-use crate::session::{Knobs, Session};
-use crate::store::{DEFAULT_MAX_KEYS, LocalStore, SharedStore, Store, StoreKind};
+use crate::session::{DEFAULT_MAX_OUTPUT, Knobs, Session};
+use crate::store::{
+    Capacity, DEFAULT_MAX_BYTES, DEFAULT_MAX_KEYS, LocalStore, SharedStore, Store, StoreKind,
+};
 
 /// The default bound on a `chat` member's queue: 256 KiB, a few hundred lines of ordinary chat,
 /// and four maximal lines of the default `--max-frame`.
@@ -65,6 +69,17 @@ pub struct ServerConfig {
     pub store: StoreKind,
     /// The most keys the `kv` store holds; see [`crate::store`] for the memory bound.
     pub max_keys: usize,
+    /// The most bytes of keys and values the `kv` store holds (see [`crate::store::capacity`]).
+    pub kv_max_bytes: usize,
+    /// The request, idle and write timeouts (see [`crate::conn::deadline`]).
+    pub timeouts: Timeouts,
+    /// The most connections open at once; one more gets its protocol's refusal (see
+    /// [`crate::conn::admission`]). No cap unless set: the `server` binary sets one from the
+    /// descriptor limit.
+    pub max_conns: usize,
+    /// Reply bytes one connection may have waiting before the server stops reading its requests
+    /// (see [`crate::session::DEFAULT_MAX_OUTPUT`]).
+    pub max_output: usize,
     /// Bytes a `chat` member may fall behind before it is dropped (see [`crate::proto::outbox`]).
     pub chat_queue: usize,
     /// Children `process-per-connection` keeps alive at once; while that many are, it accepts
@@ -87,6 +102,10 @@ impl ServerConfig {
             grace: Duration::from_secs(5),
             store: StoreKind::default(),
             max_keys: DEFAULT_MAX_KEYS,
+            kv_max_bytes: DEFAULT_MAX_BYTES,
+            timeouts: Timeouts::default(),
+            max_conns: usize::MAX,
+            max_output: DEFAULT_MAX_OUTPUT,
             chat_queue: DEFAULT_CHAT_QUEUE,
             max_procs: DEFAULT_MAX_PROCS,
         }
@@ -94,7 +113,22 @@ impl ServerConfig {
 
     /// A fresh protocol session for one new connection, sharing `store` with the others.
     pub fn session<S: Store>(&self, store: S) -> Session<S> {
-        Session::new(self.proto, self.max_frame, self.knobs, store)
+        Session::new(self.proto, self.max_frame, self.knobs, store).with_max_output(self.max_output)
+    }
+
+    /// The count of open connections against `max_conns`, to share between a server's threads.
+    pub fn admission(&self) -> Admission {
+        Admission::new(self.max_conns)
+    }
+
+    /// The timeouts that apply to this protocol: none for `chat` (see [`crate::conn::deadline`]).
+    pub fn connection_timeouts(&self) -> Timeouts {
+        if self.proto == Proto::Chat { Timeouts::OFF } else { self.timeouts }
+    }
+
+    /// The bounds of the `kv` store.
+    pub fn store_capacity(&self) -> Capacity {
+        Capacity { max_keys: self.max_keys, max_bytes: self.kv_max_bytes }
     }
 
     /// The most input bytes one request can need in this protocol (payload plus framing).
@@ -104,11 +138,11 @@ impl ServerConfig {
 
     /// The store of a server whose connections all run on one thread: no lock.
     pub fn local_store(&self) -> std::rc::Rc<LocalStore> {
-        std::rc::Rc::new(LocalStore::new(self.max_keys))
+        std::rc::Rc::new(LocalStore::new(self.store_capacity()))
     }
 
     /// The store of a server whose connections run on many threads: `--store` picks the locks.
     pub fn shared_store(&self) -> std::sync::Arc<SharedStore> {
-        std::sync::Arc::new(SharedStore::new(self.store, self.max_keys))
+        std::sync::Arc::new(SharedStore::new(self.store, self.store_capacity()))
     }
 }

@@ -26,6 +26,16 @@ pub fn raise_fd_limit() -> io::Result<u64> {
     Ok(lim.rlim_cur)
 }
 
+/// The soft limit on open descriptors now (1024 if it cannot be read, the usual default).
+pub fn fd_limit() -> u64 {
+    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit writes into the struct we own and reads nothing else.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        return 1024;
+    }
+    lim.rlim_cur
+}
+
 /// What a failed `accept()` means for the accept loop.
 #[derive(Debug, PartialEq, Eq)]
 pub enum AcceptFailure {

@@ -59,17 +59,20 @@ pub struct Served {
     pub more: bool,
 }
 
-/// How many bytes of replies one call to [`Session::serve`] may produce before it stops
-/// decoding, so a turn's replies are at most this plus one reply. A thread writes them before
-/// decoding more; an event loop stops reading once its pending output passes its high-water
-/// mark, so it holds at most that mark plus one such turn.
+/// The default `--max-output`: how many bytes of replies one call to [`Session::serve`] may
+/// produce before it stops decoding, so a turn's replies are at most this plus one reply. A
+/// thread writes them before decoding more; an event loop stops reading once its pending output
+/// passes the same mark, so it holds at most twice this plus one reply. (Redis's equivalent,
+/// `client-output-buffer-limit`, disconnects a client past its limit; here the client is slowed
+/// instead, and `--write-timeout` disconnects one that stops reading altogether.) 256 KiB is a
+/// few socket buffers' worth: enough that a client which reads never waits on it.
 ///
 /// Without it, replies are bounded only by what one read can ask for: a single 64 KiB read of
 /// 7-byte `GET k` requests for a 64 KiB value asks for 600 MB of replies, from a client that
 /// need not read any of them. With it, the rest of that read waits, unconsumed, until the
 /// kernel has taken the replies so far; if the peer never reads, its socket's send buffer
 /// fills, the kernel takes no more, and the connection's memory stops growing.
-pub const OUTPUT_BUDGET: usize = 256 * 1024;
+pub const DEFAULT_MAX_OUTPUT: usize = 256 * 1024;
 
 /// One connection's protocol state plus the knobs, and the handle on whatever state the
 /// connection shares with the others (`S`: an `Rc` in one-thread models, an `Arc` in the rest).
@@ -78,16 +81,29 @@ pub struct Session<S> {
     codec: Codec,
     knobs: Knobs,
     store: S,
+    max_output: usize,
 }
 
 impl<S: Store> Session<S> {
     /// A fresh session for one connection.
     pub fn new(proto: Proto, max_frame: usize, knobs: Knobs, store: S) -> Session<S> {
-        Session { codec: Codec::new(proto, max_frame), knobs, store }
+        Session { codec: Codec::new(proto, max_frame), knobs, store, max_output: DEFAULT_MAX_OUTPUT }
+    }
+
+    /// Stop decoding once a turn's replies pass `max_output` bytes (at least one reply is always
+    /// made, so progress never stops).
+    pub fn with_max_output(mut self, max_output: usize) -> Session<S> {
+        self.max_output = max_output;
+        self
+    }
+
+    /// The output budget of one turn.
+    pub fn max_output(&self) -> usize {
+        self.max_output
     }
 
     /// Answer the complete requests at the start of `input`, appending the responses to `out`,
-    /// until they pass [`OUTPUT_BUDGET`] bytes (then [`Served::more`] says so).
+    /// until they pass the connection's output budget ([`DEFAULT_MAX_OUTPUT`]) (then [`Served::more`] says so).
     ///
     /// `input` must begin with the bytes the previous call did not consume.
     #[inline]
@@ -96,7 +112,7 @@ impl<S: Store> Session<S> {
         let start = out.len();
         // Chat is exempt: what a member says goes to the others' outboxes, each bounded by
         // `--chat-queue` (and a line's prefix at most triples a read), not to its own socket.
-        let budget = if matches!(self.codec, Codec::Chat(_)) { usize::MAX } else { OUTPUT_BUDGET };
+        let budget = if matches!(self.codec, Codec::Chat(_)) { usize::MAX } else { self.max_output };
         loop {
             if out.len() - start >= budget && served.consumed < input.len() {
                 served.more = true;
@@ -150,7 +166,12 @@ mod tests {
     use crate::store::LocalStore;
 
     fn kv_with_value(len: usize) -> Session<LocalStore> {
-        let mut session = Session::new(Proto::Kv, 1 << 20, Knobs::default(), LocalStore::new(10));
+        let mut session = Session::new(
+            Proto::Kv,
+            1 << 20,
+            Knobs::default(),
+            LocalStore::new(crate::store::Capacity::keys(10)),
+        );
         let set = [
             format!("*3\r\n$3\r\nSET\r\n$1\r\nk\r\n${len}\r\n").into_bytes(),
             vec![b'v'; len],

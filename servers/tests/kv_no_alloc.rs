@@ -85,14 +85,26 @@ fn allocations_per_batch(store: &impl Store, rounds: usize) -> usize {
 fn get_and_set_of_an_existing_key_allocate_nothing() {
     COUNT_HERE.with(|on| on.set(true));
     for (name, n) in [
-        ("local", allocations_per_batch(&LocalStore::new(10), 1000)),
-        ("single-lock", allocations_per_batch(&SharedStore::new(StoreKind::SingleLock, 10), 1000)),
-        ("sharded", allocations_per_batch(&SharedStore::new(StoreKind::Sharded, 10), 1000)),
+        ("local", allocations_per_batch(&LocalStore::new(servers::store::Capacity::keys(10)), 1000)),
+        (
+            "single-lock",
+            allocations_per_batch(
+                &SharedStore::new(StoreKind::SingleLock, servers::store::Capacity::keys(10)),
+                1000,
+            ),
+        ),
+        (
+            "sharded",
+            allocations_per_batch(
+                &SharedStore::new(StoreKind::Sharded, servers::store::Capacity::keys(10)),
+                1000,
+            ),
+        ),
     ] {
         assert_eq!(n, 0, "{name}: {n} allocations in 1000 batches");
     }
     // The control: the counter does see the store allocate for new keys.
-    let store = LocalStore::new(10);
+    let store = LocalStore::new(servers::store::Capacity::keys(10));
     let before = ALLOCATIONS.load(Ordering::Relaxed);
     store.set(b"new", b"value").unwrap();
     assert!(ALLOCATIONS.load(Ordering::Relaxed) > before);

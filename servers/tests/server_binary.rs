@@ -57,7 +57,14 @@ fn address_in_use_is_a_one_line_error_and_exit_1() {
 
 #[test]
 fn bad_flags_get_a_usage_error() {
-    for args in [&["--model", "fastest", "--proto", "echo-line"][..], &["--model", "reactor"][..]] {
+    let reactor = ["--model", "reactor", "--proto", "echo-line"];
+    for args in [
+        &["--model", "fastest", "--proto", "echo-line"][..],
+        &["--model", "reactor"][..],
+        &[&reactor[..], &["--idle-timeout", "5"]].concat(), // a duration needs its unit
+        &[&reactor[..], &["--request-timeout", "0"]].concat(), // `off`, not 0, turns it off
+        &[&reactor[..], &["--max-conns", "0"]].concat(),
+    ] {
         let out = Command::new(BIN).args(args).output().unwrap();
         assert_eq!(out.status.code(), Some(2), "{args:?}");
         let err = String::from_utf8_lossy(&out.stderr);
@@ -81,6 +88,18 @@ fn knobs_and_limits_are_accepted_by_every_model() {
             "16",
             "--grace",
             "1s",
+            "--request-timeout",
+            "30s",
+            "--idle-timeout",
+            "off",
+            "--write-timeout",
+            "1m",
+            "--max-conns",
+            "100",
+            "--max-output",
+            "65536",
+            "--kv-max-bytes",
+            "1000000",
         ]);
         let mut client = connect(addr);
         round_trip(&mut client, Proto::EchoLine, b"sixteen bytes ok");

@@ -72,7 +72,7 @@ impl Subject for Servers {
         if let (Codec::Chat(c), Some(id)) = (&mut codec, case.member) {
             c.speak_as(id);
         }
-        Connection { codec, store: LocalStore::new(KV_KEYS) }
+        Connection { codec, store: LocalStore::new(servers::store::Capacity::keys(KV_KEYS)) }
     }
 }
 

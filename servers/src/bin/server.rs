@@ -13,6 +13,8 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Parser;
 use servers::config::AcceptMode;
+use servers::conn::admission;
+use servers::conn::deadline::Timeouts;
 use servers::session::Knobs;
 use servers::store::StoreKind;
 use servers::{Model, Proto, Runtime, ServerConfig, Shutdown, net};
@@ -91,6 +93,58 @@ struct Args {
     /// then waits for someone else to leave.
     #[arg(long, default_value_t = servers::config::DEFAULT_MAX_PROCS as u32, value_parser = clap::value_parser!(u32).range(1..))]
     max_procs: u32,
+
+    /// A request started but not finished within this time closes its connection: what ends a
+    /// slowloris, who sends one byte at a time and never a whole request (nginx's
+    /// client_header_timeout, 60s). The clock restarts whenever a request completes. `off` turns
+    /// it off. Not applied to chat, where a silent member is normal.
+    #[arg(long, default_value = "60s", value_name = "DURATION", value_parser = timeout, help_heading = "Defences")]
+    request_timeout: Timeout,
+    /// A connection with no request started for this long is closed (nginx's
+    /// keepalive_timeout is 75s, Redis's timeout is off). Longer than nginx's, so that someone
+    /// typing into `nc` may pause to explain; short enough that idle clients cannot pin a
+    /// thread-pool for ever. `off` turns it off.
+    #[arg(long, default_value = "300s", value_name = "DURATION", value_parser = timeout, help_heading = "Defences")]
+    idle_timeout: Timeout,
+    /// A peer that takes none of our replies for this long is dropped (nginx's send_timeout,
+    /// 60s); one that reads slowly but steadily is not. `off` turns it off.
+    #[arg(long, default_value = "60s", value_name = "DURATION", value_parser = timeout, help_heading = "Defences")]
+    write_timeout: Timeout,
+    /// The most connections open at once; one more gets its protocol's "busy" answer and is
+    /// closed (http: 503 with Connection: close; kv: -ERR max number of clients reached; echo-line
+    /// and chat: an ERR line; echo-frame: closed). [default: the open-file limit less 32, as
+    /// Redis caps maxclients: 19968 here, above the suite's 10,016-connection experiment]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..), help_heading = "Defences")]
+    max_conns: Option<u64>,
+    /// Reply bytes one connection may have waiting for its peer before the server stops reading
+    /// its requests (a pipelining client that reads nothing is slowed, not fed; Redis's
+    /// client-output-buffer-limit). An event loop holds at most about twice this per connection.
+    #[arg(long, default_value_t = servers::session::DEFAULT_MAX_OUTPUT as u64, value_name = "BYTES", value_parser = clap::value_parser!(u64).range(1..), help_heading = "Defences")]
+    max_output: u64,
+    /// Most bytes of keys and values (plus 64 per entry) the kv store holds; a write beyond it
+    /// gets -OOM, as Redis's maxmemory does (which is off by default on 64-bit machines: a
+    /// Redis nobody configured grows until the OOM killer ends it).
+    #[arg(long, default_value_t = servers::store::DEFAULT_MAX_BYTES as u64, value_name = "BYTES", value_parser = clap::value_parser!(u64).range(1..), help_heading = "Defences")]
+    kv_max_bytes: u64,
+}
+
+/// A timeout flag's value: a duration, or `None` for `off`. (A newtype, because clap reads a
+/// field of type `Option` as "this flag may be absent".)
+#[derive(Clone, Copy, Debug)]
+struct Timeout(Option<Duration>);
+
+/// Parse a timeout flag: a duration (`500ms`, `60s`, `5m`), or `off`.
+fn timeout(text: &str) -> Result<Timeout, String> {
+    if text == "off" {
+        return Ok(Timeout(None));
+    }
+    match humantime::parse_duration(text) {
+        Ok(d) if d.is_zero() => {
+            Err("a timeout of 0 would close every connection at once; use `off` to turn it off".into())
+        }
+        Ok(d) => Ok(Timeout(Some(d))),
+        Err(e) => Err(format!("{e} (write e.g. 500ms, 60s, 5m, or off)")),
+    }
 }
 
 fn main() -> ExitCode {
@@ -117,15 +171,24 @@ fn run(args: Args) -> anyhow::Result<()> {
     config.max_keys = usize::try_from(args.kv_max_keys).context("--kv-max-keys is too large")?;
     config.chat_queue = usize::try_from(args.chat_queue).context("--chat-queue is too large")?;
     config.max_procs = args.max_procs as usize;
+    config.timeouts =
+        Timeouts { request: args.request_timeout.0, idle: args.idle_timeout.0, write: args.write_timeout.0 };
+    config.max_output = usize::try_from(args.max_output).context("--max-output is too large")?;
+    config.kv_max_bytes = usize::try_from(args.kv_max_bytes).context("--kv-max-bytes is too large")?;
     config.knobs =
         Knobs { work: Duration::from_micros(args.work_us), block: Duration::from_micros(args.block_us) };
     if let Some(threads) = args.threads {
         config.threads = threads.into();
     }
 
-    if let Err(e) = net::raise_fd_limit() {
+    let fd_limit = net::raise_fd_limit().unwrap_or_else(|e| {
         servers::log::line(format_args!("warning: cannot raise the open-file limit: {e}"));
-    }
+        net::fd_limit()
+    });
+    config.max_conns = match args.max_conns {
+        Some(n) => usize::try_from(n).context("--max-conns is too large")?,
+        None => admission::default_max_conns(fd_limit),
+    };
     // A model that cannot serve here (no io_uring, a protocol it refuses) says so in one line
     // before it listens, so that no client ever connects to a server about to exit.
     model.check(&config)?;

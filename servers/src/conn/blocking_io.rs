@@ -11,7 +11,10 @@ use std::io::{self, ErrorKind, Read, Write};
 use std::net::{Shutdown as Direction, SocketAddr, TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
+use super::admission::{Admitted, refuse};
+use super::deadline::{Clock, Timeouts, Waiting};
 use crate::buffer::{InputBuffer, recycle};
+use crate::config::ServerConfig;
 use crate::net::{AcceptFailure, FdReserve, LINGER_BYTES, LINGER_TIME, Shed, wait_until_delivered};
 use crate::session::Session;
 use crate::shutdown::{OpenConnections, Shutdown, Tracked};
@@ -96,25 +99,47 @@ impl Connection for Tracked<TcpStream> {
 
 /// Serve one connection until the peer closes it: read, answer every complete request, write.
 ///
+/// The timeouts become socket options, because a thread blocked in `read` or `write` can be
+/// woken by nothing else: `SO_RCVTIMEO` is set before each read to what is left of the idle or
+/// request timeout (see [`super::deadline`]), and `SO_SNDTIMEO` once to the write timeout, which
+/// ends a `write` that has sent nothing for that long. A timeout closes the connection.
+///
 /// Errors (a reset, a broken pipe) end this connection only; they are returned so the caller
 /// can count them, never to stop the server.
-pub fn serve_connection<S: Store>(conn: &impl Connection, mut session: Session<S>) -> io::Result<()> {
+pub fn serve_connection<S: Store>(
+    conn: &impl Connection,
+    mut session: Session<S>,
+    timeouts: Timeouts,
+) -> io::Result<()> {
     let stream = conn.socket();
     // Nagle's algorithm would hold back a small reply until the previous one is acknowledged;
     // for a request/response protocol that adds a round trip's delay to every reply.
     stream.set_nodelay(true)?;
+    stream.set_write_timeout(timeouts.write)?;
+    let mut read_timeout = ReadTimeout::default();
+    let mut clock = Clock::start(Instant::now());
     let mut input = InputBuffer::new(session.max_request_len());
     let mut output = Vec::new();
     loop {
+        if !read_timeout.arm(stream, &clock, &timeouts)? {
+            return Ok(()); // the request or idle timeout ran out: close
+        }
         let n = match (&*stream).read(input.spare()) {
             Ok(0) => break, // the peer finished sending, or shutdown stopped our reading
             Ok(n) => n,
             Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+            // `SO_RCVTIMEO` expired: `arm` decides, on the next turn, whether that was the
+            // whole timeout (it may have been armed before a shorter one started to run).
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => continue,
             Err(e) => return Err(e),
         };
         input.filled(n);
+        let mut requests = 0;
         loop {
             let served = input.serve(&mut session, &mut output);
+            requests += served.requests;
+            // A peer that reads nothing makes this fail after the write timeout (`SO_SNDTIMEO`):
+            // the error ends the connection.
             (&*stream).write_all(&output)?;
             recycle(&mut output);
             if served.close {
@@ -128,6 +153,7 @@ pub fn serve_connection<S: Store>(conn: &impl Connection, mut session: Session<S
             // them (a peer that reads nothing keeps us blocked there instead, holding no more
             // than this): serve the rest of what was read.
         }
+        clock.observe(Instant::now(), Waiting::of(0, input.unserved()), requests > 0);
         if conn.is_draining() {
             break; // shutdown: what was read is answered; read no more
         }
@@ -135,6 +161,35 @@ pub fn serve_connection<S: Store>(conn: &impl Connection, mut session: Session<S
     // Every complete request is answered: close without risking a reset (see the function).
     wait_until_delivered(stream);
     Ok(())
+}
+
+/// The `SO_RCVTIMEO` last set on a socket, so that it is set again only when it changes (an
+/// idle connection's timeout is the same on every read; a partial request's shrinks).
+#[derive(Default)]
+struct ReadTimeout {
+    current: Option<Duration>,
+}
+
+impl ReadTimeout {
+    /// Set the socket's read timeout to what is left of the running timeout. False if nothing
+    /// is left: the connection is due.
+    fn arm(&mut self, stream: &TcpStream, clock: &Clock, timeouts: &Timeouts) -> io::Result<bool> {
+        let left = match clock.due(timeouts) {
+            None => None,
+            Some(due) => match due.checked_duration_since(Instant::now()) {
+                Some(left) if !left.is_zero() => Some(left),
+                _ => return Ok(false),
+            },
+        };
+        // Whole milliseconds, rounded up: the kernel's resolution, and a value that repeats.
+        let left = left
+            .map(|d| Duration::from_millis(d.as_millis().saturating_add(1).try_into().unwrap_or(u64::MAX)));
+        if left != self.current {
+            stream.set_read_timeout(left)?;
+            self.current = left;
+        }
+        Ok(true)
+    }
 }
 
 /// Close after the last reply (an error, or HTTP's `Connection: close`) without letting a reset
@@ -160,13 +215,18 @@ pub fn close_after_final_reply(stream: &TcpStream) {
 /// Draining runs on a thread of its own, started now and waiting for the trigger, because in the
 /// `blocking` model the accepting thread may itself be stuck serving a connection when shutdown
 /// comes: someone else must enforce the grace period.
+///
+/// A connection beyond `--max-conns` is refused here, on the accepting thread, and never
+/// reaches `on_connection`; the others come with their place, which they give back by dropping
+/// it when they close.
 pub fn run_until_shutdown(
     listener: TcpListener,
     shutdown: &Shutdown,
     conns: &OpenConnections,
-    grace: Duration,
-    on_connection: impl FnMut(TcpStream),
+    config: &ServerConfig,
+    mut on_connection: impl FnMut(TcpStream, Admitted),
 ) -> io::Result<()> {
+    let (grace, admission, proto) = (config.grace, config.admission(), config.proto);
     let drainer = {
         let (shutdown, conns) = (shutdown.clone(), conns.clone());
         std::thread::Builder::new().name("drain".into()).spawn(move || {
@@ -174,7 +234,10 @@ pub fn run_until_shutdown(
             conns.drain(grace)
         })?
     };
-    let accepted = accept_until_shutdown(&listener, shutdown, on_connection);
+    let accepted = accept_until_shutdown(&listener, shutdown, |stream| match admission.admit() {
+        Some(admitted) => on_connection(stream, admitted),
+        None => refuse(&stream, proto),
+    });
     // Stop listening before the grace period: a client connecting now is refused at once
     // instead of being accepted by the kernel and then never served.
     drop(listener);

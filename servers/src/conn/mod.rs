@@ -9,12 +9,16 @@
 //! | [`nonblocking`] | `reactor`, `multi-reactor` (and `io-uring`: its phases, buffer pool, high water and `serve_input`) | one connection of an event loop: non-blocking socket, explicit buffers and phase |
 //! | [`table`] | the same two | an event loop's connections, whose turn is next, and the timers of those closing |
 //! | [`loop_room`], [`loop_chat`] | the same two | chat through that table: each member's queue, and how lines are routed to them |
+//! | [`deadline`] | every model | the request, idle and write timeouts, and one clock per connection that says which runs |
+//! | [`admission`] | every model | `--max-conns`: the count of open connections, and the polite refusal of one more |
 //!
 //! Nothing here chooses threads or readiness: a piece that did would be a model.
 
+pub mod admission;
 pub mod blocking_chat;
 pub mod blocking_io;
 pub mod chat_room;
+pub mod deadline;
 pub mod loop_chat;
 pub mod loop_room;
 pub mod nonblocking;

@@ -19,11 +19,11 @@
 //!   has drained the socket, and new bytes will raise a new event (tokio relies on the same fact).
 //! - *Write interest only while output is pending*: asking for `WRITABLE` all the time would wake
 //!   the loop on every acknowledgement from the peer.
-//! - *Back-pressure*: past [`HIGH_WATER`] bytes of pending output a connection stops reading; TCP
+//! - *Back-pressure*: past `--max-output` bytes of pending output a connection stops reading; TCP
 //!   flow control then slows the peer down, and memory stays bounded. Others are unaffected.
 //!   Checking before each read is not enough on its own, since one read can ask for far more
 //!   than it holds (a 7-byte `GET` for a 64 KiB value): decoding itself stops once a turn's
-//!   replies reach [`OUTPUT_BUDGET`](crate::session::OUTPUT_BUDGET), and the requests left over
+//!   replies reach the same budget ([`DEFAULT_MAX_OUTPUT`](crate::session::DEFAULT_MAX_OUTPUT)), and the requests left over
 //!   are answered (the connection's `backlog`) before it reads again.
 //! - *Taking turns*: one connection makes at most [`READS_PER_TURN`] reads per turn, so a client
 //!   that keeps its socket full cannot starve the others (tokio's "cooperative budget").
@@ -43,14 +43,13 @@ use std::time::Instant;
 use mio::net::{TcpListener, TcpStream};
 use mio::{Interest, Registry, Token};
 
+use super::admission::Admitted;
+use super::deadline::{Clock, Waiting};
 use super::loop_room::Member;
 use crate::buffer::recycle;
 use crate::net::{AcceptFailure, FdReserve, LINGER_BYTES, Shed, unacknowledged};
 use crate::session::{Served, Session};
 use crate::store::Store;
-
-/// Pending output past which a connection stops reading (see the module docs).
-pub const HIGH_WATER: usize = 256 * 1024;
 
 /// Reads one connection may make per turn before the others get theirs. Without a cap, a
 /// client that keeps the socket full would be read from forever while everyone else waits.
@@ -138,20 +137,32 @@ pub struct Conn<S> {
     pending_out: Vec<u8>,
     /// Registered for `WRITABLE` as well as `READABLE`.
     write_interest: bool,
-    /// Reading stopped because `pending_out` passed [`HIGH_WATER`].
+    /// Reading stopped because `pending_out` passed the session's `max_output`.
     read_paused: bool,
-    /// A turn stopped at the output budget ([`crate::session::OUTPUT_BUDGET`]): `pending_in`
+    /// A turn stopped at the output budget ([`crate::session::DEFAULT_MAX_OUTPUT`]): `pending_in`
     /// may hold complete requests, to be answered before anything more is read.
     backlog: bool,
     /// Tells this connection apart from a later one that reuses its slab slot (and token).
     pub serial: u64,
     /// `chat` only: this connection as a member of the room (boxed: echo pays one pointer).
     pub member: Option<Box<Member>>,
+    /// Which timeout runs, since when (see [`super::deadline`]).
+    pub clock: Clock,
+    /// Since the clock was last told: a request was answered or reply bytes were taken.
+    progress: bool,
+    /// Its place under `--max-conns`, given back when the connection is dropped.
+    _place: Admitted,
 }
 
 impl<S: Store> Conn<S> {
     /// A connection registered for `READABLE` under `token`.
-    pub fn new(stream: TcpStream, token: Token, session: Session<S>, serial: u64) -> Conn<S> {
+    pub fn new(
+        stream: TcpStream,
+        token: Token,
+        session: Session<S>,
+        serial: u64,
+        place: Admitted,
+    ) -> Conn<S> {
         Conn {
             stream,
             token,
@@ -164,7 +175,22 @@ impl<S: Store> Conn<S> {
             backlog: false,
             serial,
             member: None,
+            clock: Clock::start(Instant::now()),
+            progress: false,
+            _place: place,
         }
+    }
+
+    /// Tell the clock what the connection waits for now that an event has been handled.
+    pub fn tick(&mut self, now: Instant) {
+        let waiting = Waiting::of(self.pending_out.len(), self.pending_in.len());
+        self.clock.observe(now, waiting, std::mem::take(&mut self.progress));
+    }
+
+    /// Whether the connection's timeouts apply in its phase: not while it lingers or waits for
+    /// delivery, which have deadlines of their own.
+    pub fn timed(&self) -> bool {
+        matches!(self.phase, Phase::Open | Phase::PeerDone | Phase::Failing)
     }
 
     /// Closing: send end-of-file after the last reply, and give the buffers back.
@@ -185,7 +211,7 @@ impl<S: Store> Conn<S> {
                 Phase::Lingering { .. } => return self.discard_input(io),
                 Phase::PeerDone | Phase::Failing | Phase::Delivering => return Ok(Next::Keep),
             }
-            if self.pending_out.len() >= HIGH_WATER {
+            if self.pending_out.len() >= self.session.max_output() {
                 self.read_paused = true;
                 return Ok(Next::Keep);
             }
@@ -237,6 +263,7 @@ impl<S: Store> Conn<S> {
         let data = &io.read_buf[..n];
         let served = serve_input(&mut self.session, &mut self.pending_in, data, &mut io.out, &mut io.pool);
         self.backlog = served.more;
+        self.progress |= served.requests > 0;
         if served.close {
             self.phase = Phase::Failing;
         }
@@ -259,6 +286,7 @@ impl<S: Store> Conn<S> {
                 }
             };
         }
+        self.progress |= written > 0;
         if written < io.out.len() {
             if self.pending_out.capacity() == 0 {
                 self.pending_out = io.pool.take();
@@ -282,6 +310,7 @@ impl<S: Store> Conn<S> {
             }
         }
         self.pending_out.drain(..written);
+        self.progress |= written > 0;
         if !self.pending_out.is_empty() {
             return Ok(Next::Keep);
         }

@@ -16,6 +16,8 @@ use mio::net::TcpStream;
 use mio::{Interest, Registry, Token};
 use slab::Slab;
 
+use super::admission::{Admission, refuse};
+use super::deadline::Timeouts;
 use super::loop_room::LoopRoom;
 use super::nonblocking::{Conn, Next, SharedIo};
 use crate::config::ServerConfig;
@@ -47,11 +49,27 @@ pub struct Table<S> {
     /// The `kv` store: an `Rc` when one loop owns it, an `Arc` when loops share it.
     store: S,
     config: ServerConfig,
+    /// `--max-conns`, counted across every loop of the server.
+    admission: Admission,
+    /// The request, idle and write timeouts (none for chat).
+    timeouts: Timeouts,
+    /// When to look next for connections whose timeout ran out. A sweep over every connection
+    /// needs no timer per connection: at most once a second (an eighth of the shortest
+    /// timeout), checking 10,000 clocks costs tens of microseconds.
+    next_sweep: Option<Instant>,
 }
 
 impl<S: Store + Clone> Table<S> {
-    /// An empty table whose connections share `store` and, for chat, `room`.
-    pub fn new(config: &ServerConfig, registry: Registry, store: S, room: LoopRoom) -> Table<S> {
+    /// An empty table whose connections share `store`, the count of connections `admission`
+    /// and, for chat, `room`.
+    pub fn new(
+        config: &ServerConfig,
+        registry: Registry,
+        store: S,
+        room: LoopRoom,
+        admission: Admission,
+    ) -> Table<S> {
+        let timeouts = config.connection_timeouts();
         Table {
             conns: Slab::new(),
             io: SharedIo::new(config.max_request_len()),
@@ -63,6 +81,9 @@ impl<S: Store + Clone> Table<S> {
             next_serial: 0,
             store,
             config: config.clone(),
+            admission,
+            timeouts,
+            next_sweep: timeouts.sweep_interval().map(|every| Instant::now() + every),
         }
     }
 
@@ -72,6 +93,9 @@ impl<S: Store + Clone> Table<S> {
         if self.io.draining {
             return; // shutdown began: dropping the stream closes it, as a closed listener would
         }
+        let Some(place) = self.admission.admit() else {
+            return refuse(&stream, self.config.proto); // `--max-conns`; dropping it closes it
+        };
         let entry = self.conns.vacant_entry();
         let token = Token(entry.key());
         if self.registry.register(&mut stream, token, Interest::READABLE).is_err() {
@@ -79,7 +103,7 @@ impl<S: Store + Clone> Table<S> {
         }
         self.next_serial += 1;
         let session = self.config.session(self.store.clone());
-        entry.insert(Conn::new(stream, token, session, self.next_serial));
+        entry.insert(Conn::new(stream, token, session, self.next_serial, place));
         if self.config.proto == Proto::Chat {
             self.join(token);
         }
@@ -115,7 +139,8 @@ impl<S: Store + Clone> Table<S> {
             return Some(Duration::ZERO);
         }
         let recheck = (!self.delivering.is_empty()).then(|| Instant::now() + RECHECK);
-        let ours = [self.lingering.front().map(|&(at, ..)| at), recheck, self.chat.next_deadline()];
+        let sweep = self.next_sweep.filter(|_| !self.conns.is_empty());
+        let ours = [self.lingering.front().map(|&(at, ..)| at), recheck, self.chat.next_deadline(), sweep];
         let earliest = ours.into_iter().chain(others.iter().copied()).flatten().min()?;
         Some(earliest.saturating_duration_since(Instant::now()))
     }
@@ -145,6 +170,27 @@ impl<S: Store + Clone> Table<S> {
         self.expire_lingering(now);
         self.check_delivered(now);
         self.expire_chat_deadlines(now);
+        self.sweep_timeouts(now);
+    }
+
+    /// Close every connection whose request, idle or write timeout ran out, if it is time to
+    /// look. A timed-out connection is simply closed, as nginx and Redis do: a peer that stopped
+    /// sending or reading is not waiting for an answer.
+    fn sweep_timeouts(&mut self, now: Instant) {
+        let (Some(at), Some(every)) = (self.next_sweep, self.timeouts.sweep_interval()) else { return };
+        if now < at {
+            return;
+        }
+        self.next_sweep = Some(now + every);
+        let due: Vec<usize> = self
+            .conns
+            .iter()
+            .filter(|(_, conn)| conn.timed() && conn.clock.expired(&self.timeouts, now))
+            .map(|(key, _)| key)
+            .collect();
+        for key in due {
+            self.close(Token(key));
+        }
     }
 
     /// Shutdown began: every connection answers what it reads next, flushes its replies and
@@ -162,6 +208,11 @@ impl<S: Store + Clone> Table<S> {
     /// Carry out what a connection's handler decided. Errors (a reset, a broken pipe) close that
     /// one connection; they are the peer's business, not the server's.
     pub(super) fn apply(&mut self, token: Token, next: io::Result<Next>) {
+        if self.next_sweep.is_some() && matches!(next, Ok(Next::Keep | Next::ReadLater)) {
+            if let Some(conn) = self.conns.get_mut(token.0) {
+                conn.tick(Instant::now());
+            }
+        }
         match next {
             Ok(Next::Keep) => {}
             Ok(Next::Close) | Err(_) => self.close(token),

@@ -44,14 +44,16 @@
 
 use std::io::{self, ErrorKind};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Notify;
 use tokio::task::JoinSet;
 
+use crate::conn::admission::refuse;
 use crate::conn::chat_room::{Mailbox, Refill, Room};
+use crate::conn::deadline::{Clock, Timeouts, Waiting};
 use crate::buffer::{InputBuffer, recycle};
 use crate::config::{Runtime, ServerConfig};
 use crate::net::{AcceptFailure, DELIVERY_RECHECK_MAX, DELIVERY_WAIT, FdReserve, LINGER_BYTES, LINGER_TIME, Shed, unacknowledged};
@@ -100,6 +102,7 @@ async fn serve(
     // `Rc` would avoid them, at the price of a second way to spawn).
     let store = config.shared_store();
     let room = Arc::new(TaskRoom::new(config.chat_queue));
+    let admission = config.admission();
     loop {
         tokio::select! {
             _ = stop.notified() => break,
@@ -107,13 +110,25 @@ async fn serve(
             Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => {
+                    let Some(place) = admission.admit() else {
+                        refuse(&stream, config.proto); // `--max-conns`: dropping it closes it
+                        continue;
+                    };
                     let (stream, session) = (conns.track(stream), config.session(Arc::clone(&store)));
                     match config.proto {
                         Proto::Chat => {
-                            tasks.spawn(serve_member(stream, Arc::clone(&room), session));
+                            let room = Arc::clone(&room);
+                            tasks.spawn(async move {
+                                let _place = place;
+                                serve_member(stream, room, session).await
+                            });
                         }
                         _ => {
-                            tasks.spawn(serve_connection(stream, session));
+                            let timeouts = config.connection_timeouts();
+                            tasks.spawn(async move {
+                                let _place = place;
+                                serve_connection(stream, session, timeouts).await
+                            });
                         }
                     }
                 }
@@ -148,25 +163,40 @@ async fn serve(
 }
 
 /// Serve one connection: the blocking loop of `blocking_io::serve_connection`, with `.await`.
+///
+/// A timeout is a future raced against the read or the write (`tokio::time::timeout`): where a
+/// thread needs a socket option to stop waiting, a task simply stops being polled.
 async fn serve_connection(
     mut stream: Tracked<TcpStream>,
     mut session: Session<Arc<SharedStore>>,
+    timeouts: Timeouts,
 ) -> io::Result<()> {
     // See `blocking_io::serve_connection` for why Nagle is off.
     stream.set_nodelay(true)?;
+    let mut clock = Clock::start(Instant::now());
     let mut input = InputBuffer::new(session.max_request_len());
     let mut output = Vec::new();
     loop {
-        let n = match stream.read(input.spare()).await {
+        let read = stream.read(input.spare());
+        let read = match clock.due(&timeouts) {
+            None => read.await,
+            Some(due) => match tokio::time::timeout_at(due.into(), read).await {
+                Ok(read) => read,
+                Err(_) => return Ok(()), // the request or idle timeout ran out: close
+            },
+        };
+        let n = match read {
             Ok(0) => break, // the peer finished sending, or shutdown stopped our reading
             Ok(n) => n,
             Err(e) if e.kind() == ErrorKind::Interrupted => continue,
             Err(e) => return Err(e),
         };
         input.filled(n);
+        let mut requests = 0;
         loop {
             let served = input.serve(&mut session, &mut output);
-            stream.write_all(&output).await?;
+            requests += served.requests;
+            write_all_within(&mut stream, &output, timeouts.write).await?;
             recycle(&mut output);
             if served.close {
                 close_after_final_reply(&mut stream).await;
@@ -176,11 +206,31 @@ async fn serve_connection(
                 break; // otherwise the replies reached the output budget: serve the rest
             }
         }
+        clock.observe(Instant::now(), Waiting::of(0, input.unserved()), requests > 0);
         if stream.is_draining() {
             break; // shutdown: what was read is answered; read no more
         }
     }
     wait_until_delivered(&mut stream).await;
+    Ok(())
+}
+
+/// Write all of `bytes`, failing if the peer takes none of them for `limit` (the write
+/// timeout restarts with every write that makes progress, as nginx's `send_timeout` does).
+async fn write_all_within(stream: &mut Tracked<TcpStream>, mut bytes: &[u8], limit: Option<Duration>) -> io::Result<()> {
+    while !bytes.is_empty() {
+        let write = stream.write(bytes);
+        let written = match limit {
+            None => write.await?,
+            Some(limit) => tokio::time::timeout(limit, write)
+                .await
+                .map_err(|_| io::Error::new(ErrorKind::TimedOut, "the peer read nothing within --write-timeout"))??,
+        };
+        if written == 0 {
+            return Err(ErrorKind::WriteZero.into());
+        }
+        bytes = &bytes[written..];
+    }
     Ok(())
 }
 

@@ -47,13 +47,14 @@ pub fn run(listener: TcpListener, config: &ServerConfig, shutdown: &Shutdown) ->
     // One client at a time on this thread: the store needs no lock.
     let store = config.local_store();
     let room = ThreadRoom::new(config.chat_queue);
-    run_until_shutdown(listener, shutdown, &conns, config.grace, |stream| {
+    // One client at a time, so `--max-conns` never bites; the others wait in the listen backlog.
+    run_until_shutdown(listener, shutdown, &conns, config, |stream, _place| {
         let stream = conns.track(stream);
         let session = config.session(Rc::clone(&store));
         // An error ends this connection only; the next accept is what matters.
         let _ = match config.proto {
             Proto::Chat => serve_member(&stream, &room, session),
-            _ => serve_connection(&stream, session),
+            _ => serve_connection(&stream, session, config.connection_timeouts()),
         };
     })
 }

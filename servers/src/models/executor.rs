@@ -100,6 +100,7 @@ mod net;
 mod reactor;
 mod task;
 mod wait;
+mod watchdog;
 
 use std::cell::{Cell, RefCell};
 use std::future::{Future, poll_fn};
@@ -113,8 +114,11 @@ use self::net::{TcpListener, TcpStream};
 use self::reactor::{Reactor, Sleep};
 use self::task::{Executor, Spawner, yield_now};
 use self::wait::{Either, Notify, select, timeout};
+use self::watchdog::{Clocks, Watched};
 use crate::config::ServerConfig;
+use crate::conn::admission::refuse;
 use crate::conn::chat_room::{Mailbox, Refill, Room};
+use crate::conn::deadline::Waiting;
 use crate::conn::nonblocking::{BufferPool, READS_PER_TURN, serve_input};
 use crate::net::{
     AcceptFailure, DELIVERY_RECHECK_MAX, DELIVERY_WAIT, FdReserve, LINGER_BYTES, LINGER_TIME, Shed,
@@ -159,6 +163,8 @@ async fn serve(
     let store = config.local_store();
     let room = Rc::new(ChatRoom::new(config.chat_queue));
     let mut reserve = FdReserve::new();
+    let clocks = Clocks::new(config.connection_timeouts());
+    spawner.spawn(watchdog::run(Rc::clone(&clocks), Rc::clone(&reactor)));
     let mut stop = pin!(stop_requested(shutdown));
     loop {
         let accepted = match select(stop.as_mut(), listener.accept()).await {
@@ -166,12 +172,17 @@ async fn serve(
             Either::Right(accepted) => accepted,
         };
         match accepted {
+            // `--max-conns`: one thread counts them all.
+            Ok(stream) if conns.open.get() >= config.max_conns => refuse(&stream, config.proto),
             Ok(stream) => {
                 let session = config.session(Rc::clone(&store));
                 let open = conns.open();
                 match config.proto {
                     Proto::Chat => spawner.spawn(serve_member(stream, Rc::clone(&room), session, open)),
-                    _ => spawner.spawn(serve_connection(stream, session, open)),
+                    _ => {
+                        let watched = clocks.watch(&stream);
+                        spawner.spawn(serve_connection(stream, session, open, watched))
+                    }
                 }
             }
             Err(e) => match AcceptFailure::of(&e) {
@@ -281,8 +292,9 @@ enum Step {
     End,
     /// Requests answered, and their replies written or kept in `unwritten`. `full` says the
     /// read filled the buffer, so more may be waiting; `more` that the replies reached the
-    /// output budget with complete requests possibly left in `partial`, to serve next.
-    Served { close: bool, full: bool, more: bool },
+    /// output budget with complete requests possibly left in `partial`, to serve next;
+    /// `progress` that a request was answered or reply bytes were taken (for the timeouts).
+    Served { close: bool, full: bool, more: bool, progress: bool },
 }
 
 /// Serve one connection: the blocking loop of `blocking_io::serve_connection`, with `.await`.
@@ -293,9 +305,20 @@ enum Step {
 /// place. The loop is written out here for the same reason: a nested `async fn` would add its
 /// own copies of the references it takes.
 #[allow(clippy::manual_async_fn)] // on purpose: see above
-fn serve_connection(stream: TcpStream, mut session: LocalSession, open: Open) -> impl Future<Output = ()> {
+fn serve_connection(
+    stream: TcpStream,
+    mut session: LocalSession,
+    open: Open,
+    watched: Option<Watched>,
+) -> impl Future<Output = ()> {
     async move {
         let _counted = &open; // moved into the task, and dropped with it
+        // The watchdog shuts this socket if a timeout runs out (see `executor/watchdog.rs`).
+        let observe = |waiting, progress| {
+            if let Some(watched) = &watched {
+                watched.observe(waiting, progress);
+            }
+        };
         // See `blocking_io::serve_connection` for why Nagle is off.
         if stream.set_nodelay(true).is_err() {
             return;
@@ -315,8 +338,9 @@ fn serve_connection(stream: TcpStream, mut session: LocalSession, open: Open) ->
             let (close, full) = match step {
                 Ok(Step::NotYet) => continue,
                 Ok(Step::End) => break Finish::Deliver,
-                Ok(Step::Served { close, full, more: left }) => {
+                Ok(Step::Served { close, full, more: left, progress }) => {
                     more = left;
+                    observe(Waiting::of(unwritten.len(), partial.len()), progress);
                     (close, full)
                 }
                 Err(_) => return, // a reset or a broken pipe ends this connection only
@@ -328,6 +352,7 @@ fn serve_connection(stream: TcpStream, mut session: LocalSession, open: Open) ->
                 if writing.await.is_err() {
                     return;
                 }
+                observe(Waiting::of(0, partial.len()), true);
             }
             if close {
                 break Finish::Linger;
@@ -386,10 +411,12 @@ fn read_and_answer(
             }
         };
         let served = serve_input(session, partial, &s.input[..n], &mut s.output, &mut s.pool);
+        let replies = s.output.len();
         write_now(stream, &mut s.output, unwritten, &mut s.pool)?;
+        let progress = served.requests > 0 || unwritten.len() < replies;
         // A backlog step counts as a full read for the cooperative budget: a client whose
         // requests keep producing budgets of replies must not keep the thread either.
-        Ok(Step::Served { close: served.close, full: backlog || n == s.input.len(), more: served.more })
+        Ok(Step::Served { close: served.close, full: backlog || n == s.input.len(), more: served.more, progress })
     })
 }
 
@@ -641,7 +668,9 @@ mod tests {
         let stream = TcpStream::new(listener.accept().unwrap().0, reactor).unwrap();
         let config = ServerConfig::new(Proto::EchoLine);
         let conns = Rc::new(Connections::default());
-        let task = serve_connection(stream, config.session(config.local_store()), conns.open());
+        let watched = Clocks::new(config.connection_timeouts()).watch(&stream);
+        assert!(watched.is_some(), "the default timeouts are on");
+        let task = serve_connection(stream, config.session(config.local_store()), conns.open(), watched);
         let size = std::mem::size_of_val(&task);
         assert!(size <= 256, "an echo connection's future takes {size} bytes");
     }

@@ -107,6 +107,8 @@ pub fn run(listener: std::net::TcpListener, config: &ServerConfig, shutdown: &Sh
     }
     let store = config.shared_store();
     let ids = Arc::new(AtomicU64::new(0));
+    // `--max-conns` counts the whole server's connections, whichever loop holds them.
+    let admission = config.admission();
     thread::scope(|scope| {
         let mut threads = Vec::with_capacity(loops);
         for (index, (poll, listener)) in polls.into_iter().zip(listeners).enumerate() {
@@ -120,7 +122,7 @@ pub fn run(listener: std::net::TcpListener, config: &ServerConfig, shutdown: &Sh
             let spawned = poll
                 .registry()
                 .try_clone()
-                .map(|registry| Table::new(config, registry, Arc::clone(&store), room))
+                .map(|registry| Table::new(config, registry, Arc::clone(&store), room, admission.clone()))
                 .and_then(|table| Reactor::new(poll, listener, table, config))
                 .and_then(|reactor| {
                     thread::Builder::new()

@@ -109,6 +109,7 @@ use slab::Slab;
 
 use super::{CannotServe, Model};
 use crate::config::ServerConfig;
+use crate::conn::admission::refuse;
 use crate::conn::blocking_io::{Connection, serve_connection};
 use crate::net::{AcceptFailure, FdReserve, Shed};
 use crate::proto::Proto;
@@ -241,6 +242,11 @@ impl Parent<'_> {
                 return Ok(());
             }
             match listener.accept() {
+                // `--max-conns` below `--max-procs`: refused with the protocol's words instead of
+                // waiting in the backlog.
+                Ok((stream, _)) if self.children.len() >= self.config.max_conns => {
+                    refuse(&stream, self.config.proto)
+                }
                 Ok((stream, _)) => {
                     fork_child(stream, self.config, &self.poller, &mut self.children, &mut self.fork_failures)
                 }
@@ -494,7 +500,7 @@ fn serve_alone(stream: TcpStream, config: &ServerConfig, parent: libc::pid_t) ->
     }
     // A store of its own that nobody else sees: only `kv` would use it, and `check` refuses kv.
     let session = config.session(config.local_store());
-    match serve_connection(&Alone(stream), session) {
+    match serve_connection(&Alone(stream), session, config.connection_timeouts()) {
         Ok(()) => EXIT_SERVED,
         Err(_) => EXIT_CONNECTION_FAILED,
     }

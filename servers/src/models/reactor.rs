@@ -21,7 +21,7 @@
 //! **Where the bookkeeping lives.** This file is the loop: poll, accept, dispatch, end the turn.
 //! What one connection keeps between events, and the details that make it correct (edge
 //! triggering, write interest only while output is pending, back-pressure at
-//! [`HIGH_WATER`](crate::conn::nonblocking::HIGH_WATER) bytes, a cap on reads per turn, no
+//! `--max-output` bytes, a cap on reads per turn, no
 //! buffers while idle, closing without a reset) are in [`crate::conn::nonblocking`]; the table of
 //! connections with their turns and timers is [`crate::conn::table`]. The `multi-reactor` runs
 //! the same connections on one such loop per core. Ten thousand idle connections cost a slab
@@ -76,7 +76,8 @@ pub fn run(listener: std::net::TcpListener, config: &ServerConfig, shutdown: &Sh
         let _ = waker.wake();
     });
     // The `kv` store is owned by this one thread: no lock (see `crate::store`).
-    let table = Table::new(config, poll.registry().try_clone()?, config.local_store(), LoopRoom::alone(config.chat_queue));
+    let room = LoopRoom::alone(config.chat_queue);
+    let table = Table::new(config, poll.registry().try_clone()?, config.local_store(), room, config.admission());
     Reactor::new(poll, Some(listener), table, config)?.run(&mut Alone)
 }
 

@@ -53,13 +53,16 @@ pub fn run(listener: TcpListener, config: &ServerConfig, shutdown: &Shutdown) ->
     // Every connection thread may touch the store at once: `--store` picks its locks.
     let store = config.shared_store();
     let room = Arc::new(ThreadRoom::new(config.chat_queue));
-    run_until_shutdown(listener, shutdown, &conns, config.grace, |stream| {
+    run_until_shutdown(listener, shutdown, &conns, config, |stream, admitted| {
         let stream = conns.track(stream);
         let session = config.session(Arc::clone(&store));
-        let (proto, room) = (config.proto, Arc::clone(&room));
-        let spawned = thread::Builder::new().name("conn".into()).spawn(move || match proto {
-            Proto::Chat => serve_member(&stream, &room, session),
-            _ => serve_connection(&stream, session),
+        let (proto, room, timeouts) = (config.proto, Arc::clone(&room), config.connection_timeouts());
+        let spawned = thread::Builder::new().name("conn".into()).spawn(move || {
+            let _place = admitted; // given back when the thread ends
+            match proto {
+                Proto::Chat => serve_member(&stream, &room, session),
+                _ => serve_connection(&stream, session, timeouts),
+            }
         });
         // Out of threads (EAGAIN): this client's connection is closed, the next one may fare
         // better once others leave. Say so, but only on powers of two, so a flood of refusals

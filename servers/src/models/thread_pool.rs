@@ -46,19 +46,21 @@ use std::thread::{self, JoinHandle};
 use crate::conn::blocking_chat::{ThreadRoom, serve_member};
 use crate::conn::blocking_io::{run_until_shutdown, serve_connection};
 use crate::config::ServerConfig;
+use crate::conn::admission::Admitted;
 use crate::proto::Proto;
 use crate::shutdown::{OpenConnections, Shutdown, Tracked};
 use crate::store::SharedStore;
 
-type Job = Tracked<TcpStream>;
+/// A connection waiting for a worker, with its place under `--max-conns`.
+type Job = (Tracked<TcpStream>, Admitted);
 
 /// Serve connections on `config.threads` workers until `shutdown` is triggered.
 pub fn run(listener: TcpListener, config: &ServerConfig, shutdown: &Shutdown) -> io::Result<()> {
     let conns = OpenConnections::new();
     let pool = Pool::start(config)?;
     let mut refused = 0u64;
-    let served = run_until_shutdown(listener, shutdown, &conns, config.grace, |stream| {
-        if !pool.offer(conns.track(stream)) {
+    let served = run_until_shutdown(listener, shutdown, &conns, config, |stream, place| {
+        if !pool.offer((conns.track(stream), place)) {
             refused += 1;
             if refused.is_power_of_two() {
                 crate::log::line(format_args!("queue full: {refused} connection(s) refused so far"));
@@ -111,11 +113,11 @@ fn work(jobs: &Mutex<Receiver<Job>>, config: &ServerConfig, store: &Arc<SharedSt
     loop {
         let job = jobs.lock().unwrap_or_else(PoisonError::into_inner).recv();
         match job {
-            Ok(stream) => {
+            Ok((stream, _place)) => {
                 let session = config.session(Arc::clone(store));
                 let _ = match config.proto {
                     Proto::Chat => serve_member(&stream, room, session),
-                    _ => serve_connection(&stream, session),
+                    _ => serve_connection(&stream, session, config.connection_timeouts()),
                 };
             }
             Err(_) => return, // queue closed: the server is shutting down

@@ -172,7 +172,7 @@ mod tests {
     #[test]
     fn an_over_long_line_is_caught_before_its_newline() {
         let mut codec = Codec::new(Proto::Chat, MAX);
-        let (mut out, store) = (Vec::new(), LocalStore::new(1));
+        let (mut out, store) = (Vec::new(), LocalStore::new(crate::store::Capacity::keys(1)));
         assert_eq!(codec.decode(&[b'x'; MAX], &mut out, &store), Decoded::Incomplete);
         assert_eq!(codec.decode(&[b'x'; MAX + 1], &mut out, &store), Decoded::Malformed);
     }

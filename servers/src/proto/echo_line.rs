@@ -113,7 +113,7 @@ mod tests {
         // The decoder must give up once it holds MAX + 1 bytes without a newline, so a peer
         // that never sends `\n` cannot make the server buffer more than that.
         let mut codec = Codec::new(Proto::EchoLine, MAX);
-        let (mut out, store) = (Vec::new(), LocalStore::new(1));
+        let (mut out, store) = (Vec::new(), LocalStore::new(crate::store::Capacity::keys(1)));
         assert_eq!(codec.decode(&[b'x'; MAX], &mut out, &store), Decoded::Incomplete);
         assert_eq!(codec.decode(&[b'x'; MAX + 1], &mut out, &store), Decoded::Malformed);
     }

@@ -477,7 +477,7 @@ mod tests {
     fn decode_once(input: &[u8]) -> (Decoded, Vec<u8>) {
         let mut codec = Codec::new(Proto::Http, MAX_BODY);
         let mut out = Vec::new();
-        let decoded = codec.decode(input, &mut out, &LocalStore::new(1));
+        let decoded = codec.decode(input, &mut out, &LocalStore::new(crate::store::Capacity::keys(1)));
         (decoded, out)
     }
 
@@ -598,7 +598,7 @@ mod tests {
     fn a_body_is_skipped_once_it_has_arrived() {
         let post = b"POST / HTTP/1.1\r\nHost: lab\r\nContent-Length: 5\r\n\r\nhello";
         let mut codec = Codec::new(Proto::Http, MAX_BODY);
-        let (mut out, store) = (Vec::new(), LocalStore::new(1));
+        let (mut out, store) = (Vec::new(), LocalStore::new(crate::store::Capacity::keys(1)));
         // The head alone: the answer waits for the body.
         assert_eq!(codec.decode(&post[..post.len() - 2], &mut out, &store), Decoded::Incomplete);
         assert!(out.is_empty());
@@ -740,7 +740,7 @@ mod tests {
         // than 8 KiB without one, it refuses, so the server buffers no more than that.
         let endless = head_of_length(3 * MAX_HEAD);
         let mut codec = Codec::new(Proto::Http, MAX_BODY);
-        let (mut out, store) = (Vec::new(), LocalStore::new(1));
+        let (mut out, store) = (Vec::new(), LocalStore::new(crate::store::Capacity::keys(1)));
         assert_eq!(codec.decode(&endless[..MAX_HEAD], &mut out, &store), Decoded::Incomplete);
         assert_eq!(codec.decode(&endless[..MAX_HEAD + 1], &mut out, &store), Decoded::Malformed);
         assert!(out.starts_with(b"HTTP/1.1 431 "));

@@ -66,7 +66,24 @@ pub enum Proto {
 impl Proto {
     /// Every protocol, in the order the documentation lists them.
     pub const ALL: [Proto; 5] = [Proto::EchoLine, Proto::EchoFrame, Proto::Http, Proto::Kv, Proto::Chat];
+
+    /// What a server already holding `--max-conns` connections says to one more before it
+    /// closes it: what each protocol's real servers say (nginx's `503`, Redis's own words),
+    /// so that a client reports "server busy" instead of a mysterious reset. `echo-frame` has
+    /// no agreed way to carry an error, so it closes without a word.
+    pub fn refusal_at_capacity(self) -> &'static [u8] {
+        match self {
+            Proto::Http => HTTP_AT_CAPACITY,
+            Proto::Kv => b"-ERR max number of clients reached\r\n",
+            Proto::EchoLine | Proto::Chat => b"ERR server is at its connection limit\n",
+            Proto::EchoFrame => b"",
+        }
+    }
 }
+
+/// The `503` of [`Proto::refusal_at_capacity`]; a test checks its `Content-Length`.
+const HTTP_AT_CAPACITY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\n\
+Content-Length: 35\r\nConnection: close\r\n\r\nserver is at its connection limit\r\n";
 
 crate::spelled_by_clap!(Proto, "protocol");
 
@@ -171,7 +188,8 @@ pub(crate) mod testing {
     /// (offsets into the stream, ascending), exactly as a model does.
     pub fn run(proto: Proto, max_frame: usize, stream: &[u8], cuts: &[usize]) -> Transcript {
         let mut codec = Codec::new(proto, max_frame);
-        let store = crate::store::LocalStore::new(crate::store::DEFAULT_MAX_KEYS);
+        let store =
+            crate::store::LocalStore::new(crate::store::Capacity::keys(crate::store::DEFAULT_MAX_KEYS));
         let mut pending: Vec<u8> = Vec::new();
         let mut out = Vec::new();
         let mut requests = 0;
@@ -201,5 +219,16 @@ pub(crate) mod testing {
             pending.drain(..at);
         }
         Transcript { out, requests, malformed: false }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_http_refusal_at_capacity_has_a_true_content_length() {
+        let text = std::str::from_utf8(super::HTTP_AT_CAPACITY).unwrap();
+        let (head, body) = text.split_once("\r\n\r\n").unwrap();
+        assert!(head.contains(&format!("Content-Length: {}\r\n", body.len())), "{head}");
+        assert!(head.starts_with("HTTP/1.1 503 ") && head.ends_with("Connection: close"));
     }
 }

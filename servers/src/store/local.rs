@@ -2,6 +2,7 @@
 
 use std::cell::RefCell;
 
+use super::capacity::{Capacity, Usage};
 use super::{BoundedMap, Full, IncrError, Store};
 
 /// A map in a `RefCell`. The borrow flag costs one compare per operation; the type system
@@ -9,13 +10,13 @@ use super::{BoundedMap, Full, IncrError, Store};
 #[derive(Debug)]
 pub struct LocalStore {
     map: RefCell<BoundedMap>,
-    max_keys: usize,
+    usage: Usage,
 }
 
 impl LocalStore {
-    /// An empty store holding at most `max_keys` keys.
-    pub fn new(max_keys: usize) -> LocalStore {
-        LocalStore { map: RefCell::default(), max_keys }
+    /// An empty store within `capacity`.
+    pub fn new(capacity: Capacity) -> LocalStore {
+        LocalStore { map: RefCell::default(), usage: Usage::new(capacity) }
     }
 }
 
@@ -24,22 +25,18 @@ impl Store for LocalStore {
         f(self.map.borrow().get(key))
     }
     fn set(&self, key: &[u8], value: &[u8]) -> Result<(), Full> {
-        let mut map = self.map.borrow_mut();
-        let room = map.len() < self.max_keys;
-        map.set(key, value, || room).then_some(()).ok_or(Full { max_keys: self.max_keys })
+        self.map.borrow_mut().set(key, value, &self.usage)
     }
     fn delete(&self, key: &[u8]) -> bool {
-        self.map.borrow_mut().remove(key)
+        self.map.borrow_mut().remove(key, &self.usage)
     }
     fn contains(&self, key: &[u8]) -> bool {
         self.map.borrow().get(key).is_some()
     }
     fn increment(&self, key: &[u8]) -> Result<i64, IncrError> {
-        let mut map = self.map.borrow_mut();
-        let room = map.len() < self.max_keys;
-        map.increment(key, || room, Full { max_keys: self.max_keys })
+        self.map.borrow_mut().increment(key, &self.usage)
     }
     fn len(&self) -> usize {
-        self.map.borrow().len()
+        self.usage.keys()
     }
 }

@@ -4,19 +4,20 @@
 
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
+use super::capacity::{Capacity, Usage};
 use super::{BoundedMap, Full, IncrError, Store};
 
 /// A map behind a single `Mutex`.
 #[derive(Debug)]
 pub struct LockedStore {
     map: Mutex<BoundedMap>,
-    max_keys: usize,
+    usage: Usage,
 }
 
 impl LockedStore {
-    /// An empty store holding at most `max_keys` keys.
-    pub fn new(max_keys: usize) -> LockedStore {
-        LockedStore { map: Mutex::default(), max_keys }
+    /// An empty store within `capacity`.
+    pub fn new(capacity: Capacity) -> LockedStore {
+        LockedStore { map: Mutex::default(), usage: Usage::new(capacity) }
     }
 
     /// No operation can leave the map half-updated, so a panic in another thread while it held
@@ -31,22 +32,18 @@ impl Store for LockedStore {
         f(self.lock().get(key))
     }
     fn set(&self, key: &[u8], value: &[u8]) -> Result<(), Full> {
-        let mut map = self.lock();
-        let room = map.len() < self.max_keys;
-        map.set(key, value, || room).then_some(()).ok_or(Full { max_keys: self.max_keys })
+        self.lock().set(key, value, &self.usage)
     }
     fn delete(&self, key: &[u8]) -> bool {
-        self.lock().remove(key)
+        self.lock().remove(key, &self.usage)
     }
     fn contains(&self, key: &[u8]) -> bool {
         self.lock().get(key).is_some()
     }
     fn increment(&self, key: &[u8]) -> Result<i64, IncrError> {
-        let mut map = self.lock();
-        let room = map.len() < self.max_keys;
-        map.increment(key, || room, Full { max_keys: self.max_keys })
+        self.lock().increment(key, &self.usage)
     }
     fn len(&self) -> usize {
-        self.lock().len()
+        self.usage.keys()
     }
 }

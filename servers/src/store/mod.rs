@@ -67,15 +67,18 @@
 //! saturated client less; an A/B of that change here was lost in the same ±20% noise, so the
 //! reactor keeps the simpler order.
 //!
-//! **Bounded memory.** A store holds at most `max_keys` keys (`--kv-max-keys`), and a key or
-//! value is never longer than the server's `--max-frame`, so its size is bounded by
-//! `max_keys × (2 × max_frame + overhead)`. A `SET` of a new key into a full store fails with
-//! [`Full`] and the client gets an error reply; overwriting an existing key always works.
+//! **Bounded memory.** A store holds at most `max_keys` keys (`--kv-max-keys`) and at most
+//! `max_bytes` bytes of keys, values and per-entry overhead (`--kv-max-bytes`, see
+//! [`capacity`]). A write that would pass either bound fails with [`Full`] and the client gets
+//! Redis's `-OOM` error; the connection goes on, and a write that frees room (a `DEL`, a shorter
+//! value) always works.
 
+pub mod capacity;
 mod local;
 mod locked;
 mod sharded;
 
+pub use capacity::{Capacity, DEFAULT_MAX_BYTES};
 pub use local::LocalStore;
 pub use locked::LockedStore;
 pub use sharded::{SHARDS, ShardedStore};
@@ -87,11 +90,15 @@ use std::sync::Arc;
 /// The default bound on the number of keys in one server's store.
 pub const DEFAULT_MAX_KEYS: usize = 1_000_000;
 
-/// A `SET` or `INCR` wanted to add a key to a store that already holds `max_keys`.
+/// A `SET` or `INCR` would pass one of the store's bounds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("store full: it holds the maximum of {max_keys} keys")]
-pub struct Full {
-    pub max_keys: usize,
+pub enum Full {
+    /// It would add a key to a store that holds `max_keys`.
+    #[error("store full: it holds the maximum of {max_keys} keys")]
+    Keys { max_keys: usize },
+    /// It would take the store's keys and values past `max_bytes`.
+    #[error("store full: it holds the maximum of {max_bytes} bytes")]
+    Bytes { max_bytes: usize },
 }
 
 /// Why an `INCR` failed.
@@ -150,11 +157,11 @@ pub enum SharedStore {
 }
 
 impl SharedStore {
-    /// An empty store of `kind` holding at most `max_keys` keys.
-    pub fn new(kind: StoreKind, max_keys: usize) -> SharedStore {
+    /// An empty store of `kind` within `capacity`.
+    pub fn new(kind: StoreKind, capacity: Capacity) -> SharedStore {
         match kind {
-            StoreKind::SingleLock => SharedStore::SingleLock(LockedStore::new(max_keys)),
-            StoreKind::Sharded => SharedStore::Sharded(ShardedStore::new(max_keys)),
+            StoreKind::SingleLock => SharedStore::SingleLock(LockedStore::new(capacity)),
+            StoreKind::Sharded => SharedStore::Sharded(ShardedStore::new(capacity)),
         }
     }
 }
@@ -217,7 +224,8 @@ macro_rules! forward_through_pointer {
 forward_through_pointer!(Rc);
 forward_through_pointer!(Arc);
 
-/// The map every store kind wraps, with the key bound enforced in one place.
+/// The map every store kind wraps, with both bounds enforced in one place: `usage` is the whole
+/// store's count (for a shard, shared with the other shards).
 #[derive(Debug, Default)]
 pub(crate) struct BoundedMap {
     map: HashMap<Box<[u8]>, Box<[u8]>>,
@@ -228,50 +236,46 @@ impl BoundedMap {
         self.map.get(key).map(|v| &**v)
     }
 
-    /// Insert or replace; a new key needs room below `max_keys` (the caller's share of it, for
-    /// a shard).
-    pub(crate) fn set(&mut self, key: &[u8], value: &[u8], room: impl FnOnce() -> bool) -> bool {
+    /// Insert or replace, if the store has room for the new key or the longer value.
+    pub(crate) fn set(&mut self, key: &[u8], value: &[u8], usage: &capacity::Usage) -> Result<(), Full> {
         if let Some(old) = self.map.get_mut(key) {
             // Reuse the allocation when the size is unchanged: the common overwrite in a benchmark.
             if old.len() == value.len() {
                 old.copy_from_slice(value);
-            } else {
-                *old = value.into();
+                return Ok(());
             }
-            return true;
+            if value.len() > old.len() {
+                usage.grow(value.len() - old.len())?;
+            } else {
+                usage.shrink(old.len() - value.len());
+            }
+            *old = value.into();
+            return Ok(());
         }
-        if !room() {
-            return false;
-        }
+        usage.add_key(capacity::Usage::entry_size(key, value))?;
         self.map.insert(key.into(), value.into());
-        true
+        Ok(())
     }
 
-    pub(crate) fn remove(&mut self, key: &[u8]) -> bool {
-        self.map.remove(key).is_some()
+    pub(crate) fn remove(&mut self, key: &[u8], usage: &capacity::Usage) -> bool {
+        match self.map.remove_entry(key) {
+            Some((key, value)) => {
+                usage.remove_key(capacity::Usage::entry_size(&key, &value));
+                true
+            }
+            None => false,
+        }
     }
 
-    pub(crate) fn len(&self) -> usize {
-        self.map.len()
-    }
-
-    /// `INCR`: parse, add one, store the decimal text back; `full` is the error when a new key
-    /// finds no `room` (only the caller knows the store's whole bound).
-    pub(crate) fn increment(
-        &mut self,
-        key: &[u8],
-        room: impl FnOnce() -> bool,
-        full: Full,
-    ) -> Result<i64, IncrError> {
+    /// `INCR`: parse, add one, store the decimal text back.
+    pub(crate) fn increment(&mut self, key: &[u8], usage: &capacity::Usage) -> Result<i64, IncrError> {
         let current = match self.map.get(key) {
             Some(v) => parse_i64(v).ok_or(IncrError::NotAnInteger)?,
             None => 0,
         };
         let next = current.checked_add(1).ok_or(IncrError::Overflow)?;
         let mut text = [0u8; 20];
-        if !self.set(key, decimal(next, &mut text), room) {
-            return Err(IncrError::Full(full));
-        }
+        self.set(key, decimal(next, &mut text), usage)?;
         Ok(next)
     }
 }
@@ -356,23 +360,46 @@ mod tests {
 
     #[test]
     fn every_store_behaves_the_same() {
-        behaves_like_a_store(&LocalStore::new(100));
-        behaves_like_a_store(&SharedStore::new(StoreKind::SingleLock, 100));
-        behaves_like_a_store(&SharedStore::new(StoreKind::Sharded, 100));
-        behaves_like_a_store(&Rc::new(LocalStore::new(100)));
-        behaves_like_a_store(&Arc::new(SharedStore::new(StoreKind::Sharded, 100)));
+        behaves_like_a_store(&LocalStore::new(Capacity::keys(100)));
+        behaves_like_a_store(&SharedStore::new(StoreKind::SingleLock, Capacity::keys(100)));
+        behaves_like_a_store(&SharedStore::new(StoreKind::Sharded, Capacity::keys(100)));
+        behaves_like_a_store(&Rc::new(LocalStore::new(Capacity::keys(100))));
+        behaves_like_a_store(&Arc::new(SharedStore::new(StoreKind::Sharded, Capacity::keys(100))));
     }
 
     #[test]
     fn every_store_is_bounded() {
-        is_bounded(&LocalStore::new(50), 50);
-        is_bounded(&SharedStore::new(StoreKind::SingleLock, 50), 50);
-        is_bounded(&SharedStore::new(StoreKind::Sharded, 500), 500);
+        is_bounded(&LocalStore::new(Capacity::keys(50)), 50);
+        is_bounded(&SharedStore::new(StoreKind::SingleLock, Capacity::keys(50)), 50);
+        is_bounded(&SharedStore::new(StoreKind::Sharded, Capacity::keys(500)), 500);
+    }
+
+    /// A store within its byte bound refuses what would pass it, new keys and longer values
+    /// alike, and takes them again once room is freed.
+    fn is_bounded_in_bytes(store: &impl Store) {
+        let big = [b'v'; 400];
+        let max_bytes = 2 * (1 + 400 + capacity::ENTRY_OVERHEAD);
+        store.set(b"a", &big).unwrap();
+        store.set(b"b", &big).unwrap();
+        assert_eq!(store.set(b"c", b"x"), Err(Full::Bytes { max_bytes }));
+        assert_eq!(store.set(b"a", &[b'v'; 401]), Err(Full::Bytes { max_bytes }));
+        store.set(b"a", b"short").unwrap();
+        store.set(b"c", b"x").unwrap();
+        assert!(store.delete(b"b"));
+        store.set(b"a", &big).unwrap();
+    }
+
+    #[test]
+    fn every_store_is_bounded_in_bytes() {
+        let capacity = Capacity { max_keys: 100, max_bytes: 2 * (1 + 400 + capacity::ENTRY_OVERHEAD) };
+        is_bounded_in_bytes(&LocalStore::new(capacity));
+        is_bounded_in_bytes(&SharedStore::new(StoreKind::SingleLock, capacity));
+        is_bounded_in_bytes(&SharedStore::new(StoreKind::Sharded, capacity));
     }
 
     #[test]
     fn sharded_store_is_safe_across_threads() {
-        let store = Arc::new(ShardedStore::new(DEFAULT_MAX_KEYS));
+        let store = Arc::new(ShardedStore::new(Capacity::keys(DEFAULT_MAX_KEYS)));
         let handles: Vec<_> = (0..4)
             .map(|_| {
                 let store = Arc::clone(&store);

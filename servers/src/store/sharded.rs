@@ -3,13 +3,14 @@
 //! random keys). This is how most concurrent maps (Java's old `ConcurrentHashMap`, `dashmap`)
 //! and memcached's item locks work.
 //!
-//! The key bound is counted in one shared atomic, not per shard, so a store with skewed keys
-//! still holds exactly `max_keys`, at the cost of one atomic add when a key is created or removed.
+//! The bounds are counted in shared atomics (see [`super::capacity`]), not per shard, so a store
+//! with skewed keys still holds exactly its bound, at the cost of an atomic add when a key is
+//! created or removed or a value changes length.
 
 use std::hash::{BuildHasher, RandomState};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
+use super::capacity::{Capacity, Usage};
 use super::{BoundedMap, Full, IncrError, Store};
 
 /// How many independently locked parts the key space is split into: comfortably more than the
@@ -22,19 +23,17 @@ pub struct ShardedStore {
     shards: Box<[Mutex<BoundedMap>]>,
     /// Random per process, so a peer cannot easily choose keys that all land in one shard.
     seed: u64,
-    keys: AtomicUsize,
-    max_keys: usize,
+    usage: Usage,
 }
 
 impl ShardedStore {
-    /// An empty store holding at most `max_keys` keys.
-    pub fn new(max_keys: usize) -> ShardedStore {
+    /// An empty store within `capacity`.
+    pub fn new(capacity: Capacity) -> ShardedStore {
         ShardedStore {
             shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
             // `RandomState` is std's source of per-process randomness; one hash of it is a seed.
             seed: RandomState::new().hash_one(0x5eed_u64),
-            keys: AtomicUsize::new(0),
-            max_keys,
+            usage: Usage::new(capacity),
         }
     }
 
@@ -64,17 +63,6 @@ impl ShardedStore {
         h = (h ^ u64::from_le_bytes(tail)).wrapping_mul(K);
         (h >> (u64::BITS - SHARDS.trailing_zeros())) as usize
     }
-
-    /// Reserve room for one new key, or say the store is full.
-    fn reserve(&self) -> bool {
-        self.keys
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| (n < self.max_keys).then_some(n + 1))
-            .is_ok()
-    }
-
-    fn full(&self) -> Full {
-        Full { max_keys: self.max_keys }
-    }
 }
 
 impl Store for ShardedStore {
@@ -82,23 +70,19 @@ impl Store for ShardedStore {
         f(self.shard(key).get(key))
     }
     fn set(&self, key: &[u8], value: &[u8]) -> Result<(), Full> {
-        self.shard(key).set(key, value, || self.reserve()).then_some(()).ok_or(self.full())
+        self.shard(key).set(key, value, &self.usage)
     }
     fn delete(&self, key: &[u8]) -> bool {
-        let removed = self.shard(key).remove(key);
-        if removed {
-            self.keys.fetch_sub(1, Ordering::Relaxed);
-        }
-        removed
+        self.shard(key).remove(key, &self.usage)
     }
     fn contains(&self, key: &[u8]) -> bool {
         self.shard(key).get(key).is_some()
     }
     fn increment(&self, key: &[u8]) -> Result<i64, IncrError> {
-        self.shard(key).increment(key, || self.reserve(), self.full())
+        self.shard(key).increment(key, &self.usage)
     }
     fn len(&self) -> usize {
-        self.keys.load(Ordering::Relaxed)
+        self.usage.keys()
     }
 }
 
@@ -110,7 +94,7 @@ mod tests {
     /// over every shard, none holding more than twice its share.
     #[test]
     fn similar_keys_spread_over_every_shard() {
-        let store = ShardedStore::new(1);
+        let store = ShardedStore::new(Capacity::keys(1));
         for keys in [10_000, 1_000] {
             let mut count = [0usize; SHARDS];
             for i in 0..keys {

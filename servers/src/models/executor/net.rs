@@ -180,6 +180,13 @@ impl TcpStream {
     }
 }
 
+/// The socket's descriptor, for what needs only that (a refusal, the watchdog's shutdown).
+impl std::os::fd::AsRawFd for TcpStream {
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        self.io.as_raw_fd()
+    }
+}
+
 impl Drop for TcpStream {
     fn drop(&mut self) {
         // Out of the poller first; the socket closes when the `io` field is dropped after this.

@@ -17,6 +17,7 @@ use std::time::Instant;
 use crate::conn::nonblocking::{BufferPool, Phase};
 use crate::proto::chat::MemberId;
 use crate::proto::outbox::Outbox;
+use crate::conn::deadline::{Clock, Waiting};
 use crate::session::Session;
 
 /// Bytes handed to the kernel to send.
@@ -60,6 +61,10 @@ pub struct Conn<S> {
     pub closing: bool,
     /// `chat` only: this connection as a member of the room.
     pub member: Option<Box<Member>>,
+    /// Which timeout runs, since when (see [`crate::conn::deadline`]).
+    pub clock: Clock,
+    /// Since the clock was last told: a request was answered or reply bytes were sent.
+    pub progress: bool,
 }
 
 /// One connection as a member of the chat room.
@@ -88,7 +93,21 @@ impl<S> Conn<S> {
             backlog: false,
             closing: false,
             member: None,
+            clock: Clock::start(Instant::now()),
+            progress: false,
         }
+    }
+
+    /// Tell the clock what the connection waits for now that a completion has been handled.
+    pub fn tick(&mut self, now: Instant) {
+        let waiting = Waiting::of(self.unsent_len(), self.pending_in.len());
+        self.clock.observe(now, waiting, std::mem::take(&mut self.progress));
+    }
+
+    /// Whether the timeouts apply in its phase: not while closing, lingering or waiting for
+    /// delivery, which have deadlines of their own.
+    pub fn timed(&self) -> bool {
+        !self.closing && matches!(self.phase, Phase::Open | Phase::PeerDone | Phase::Failing)
     }
 
     /// Output not yet acknowledged by a send completion: what the kernel is sending plus what

@@ -23,7 +23,9 @@ use super::conn::{Conn, Room};
 use super::ring::{self, BufRing};
 use crate::config::ServerConfig;
 use crate::buffer::recycle;
-use crate::conn::nonblocking::{BufferPool, HIGH_WATER, Phase, serve_input};
+use crate::conn::admission::refuse;
+use crate::conn::deadline::Timeouts;
+use crate::conn::nonblocking::{BufferPool, Phase, serve_input};
 use crate::net::{AcceptFailure, DELIVERY_WAIT, FdReserve, LINGER_BYTES, LINGER_TIME, Shed, unacknowledged};
 use crate::proto::Proto;
 use crate::session::Served;
@@ -109,6 +111,10 @@ pub struct Loop {
     completions: Vec<(u64, i32, u32)>,
     /// Submissions the kernel could not take yet (see `push`).
     waiting: VecDeque<squeue::Entry>,
+    /// The request, idle and write timeouts (none for chat), and when to look next for
+    /// connections whose timeout ran out: a sweep, as in `conn::table`.
+    timeouts: Timeouts,
+    next_sweep: Option<Instant>,
 }
 
 impl Loop {
@@ -151,6 +157,8 @@ impl Loop {
             room: Room::new(config.chat_queue),
             completions: Vec::with_capacity(1024),
             waiting: VecDeque::new(),
+            timeouts: config.connection_timeouts(),
+            next_sweep: config.connection_timeouts().sweep_interval().map(|every| Instant::now() + every),
         };
         this.arm_wake()?;
         this.arm_accept()?;
@@ -195,10 +203,18 @@ impl Loop {
                         self.begin_shutdown();
                     }
                     CANCEL => {}
-                    data => match untag(data) {
-                        (key, Op::Recv) => self.on_recv(key, result, flags)?,
-                        (key, Op::Send) => self.on_send(key, result)?,
-                    },
+                    data => {
+                        let (key, op) = untag(data);
+                        match op {
+                            Op::Recv => self.on_recv(key, result, flags)?,
+                            Op::Send => self.on_send(key, result)?,
+                        }
+                        if self.next_sweep.is_some() {
+                            if let Some(conn) = self.conns.get_mut(key) {
+                                conn.tick(Instant::now());
+                            }
+                        }
+                    }
                 }
             }
             self.end_turn()?;
@@ -248,6 +264,7 @@ impl Loop {
             self.lingering.front().map(|&(at, ..)| at),
             self.room.next_deadline(),
             recheck,
+            self.next_sweep.filter(|_| !self.conns.is_empty()),
         ]
         .into_iter()
         .flatten()
@@ -359,6 +376,10 @@ impl Loop {
     }
 
     fn insert(&mut self, socket: TcpStream) -> io::Result<()> {
+        if self.conns.len() >= self.config.max_conns {
+            refuse(&socket, self.config.proto); // `--max-conns`; dropping it closes it
+            return Ok(());
+        }
         self.next_serial += 1;
         let session = self.config.session(Rc::clone(&self.store));
         let key = self.conns.insert(Conn::new(socket, session, self.next_serial));
@@ -482,6 +503,7 @@ impl Loop {
             Phase::PeerDone | Phase::Failing | Phase::Delivering => return Ok(()),
         }
         let served = serve_input(&mut conn.session, &mut conn.pending_in, data, &mut self.out, &mut self.pool);
+        conn.progress |= served.requests > 0;
         if conn.member.is_some() {
             return self.member_said(key, served.close);
         }
@@ -503,7 +525,7 @@ impl Loop {
         if conn.phase != Phase::Open {
             return self.after_output(key);
         }
-        if conn.backlog || conn.unsent_len() >= HIGH_WATER {
+        if conn.backlog || conn.unsent_len() >= conn.session.max_output() {
             // Back-pressure: nothing more is received, and what was received but not served
             // waits, until the peer has taken its replies (`on_send` resumes).
             self.pause_recv(key);
@@ -516,6 +538,7 @@ impl Loop {
     fn serve_backlog(&mut self, key: usize) -> io::Result<()> {
         let Some(conn) = self.conns.get_mut(key) else { return Ok(()) };
         let served = serve_input(&mut conn.session, &mut conn.pending_in, &[], &mut self.out, &mut self.pool);
+        conn.progress |= served.requests > 0;
         self.after_serving(key, served)
     }
 
@@ -597,6 +620,7 @@ impl Loop {
             return Ok(());
         }
         conn.outgoing.sent += result as usize;
+        conn.progress = true;
         self.arm_send(key)?;
         let Some(conn) = self.conns.get_mut(key) else { return Ok(()) };
         if conn.outgoing.armed {
@@ -722,7 +746,27 @@ impl Loop {
             }
         }
         self.expire_chat_deadlines(now);
+        self.sweep_timeouts(now);
         Ok(())
+    }
+
+    /// Close every connection whose request, idle or write timeout ran out, if it is time to
+    /// look (see `conn::table`, which does the same for the readiness loops).
+    fn sweep_timeouts(&mut self, now: Instant) {
+        let (Some(at), Some(every)) = (self.next_sweep, self.timeouts.sweep_interval()) else { return };
+        if now < at {
+            return;
+        }
+        self.next_sweep = Some(now + every);
+        let due: Vec<usize> = self
+            .conns
+            .iter()
+            .filter(|(_, conn)| conn.timed() && conn.clock.expired(&self.timeouts, now))
+            .map(|(key, _)| key)
+            .collect();
+        for key in due {
+            self.close(key);
+        }
     }
 
     /// Stop accepting, and tell every connection to finish: each answers what it receives

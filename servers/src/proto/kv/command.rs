@@ -121,9 +121,13 @@ fn count<'a>(keys: impl Iterator<Item = &'a [u8]>, mut test: impl FnMut(&[u8]) -
 
 /// Redis answers a write refused for lack of memory with an `OOM` error; a full store is that.
 fn store_full(out: &mut Vec<u8>, full: Full) {
+    let (bound, unit) = match full {
+        Full::Keys { max_keys } => (max_keys, &b" keys (--kv-max-keys)\r\n"[..]),
+        Full::Bytes { max_bytes } => (max_bytes, &b" bytes (--kv-max-bytes)\r\n"[..]),
+    };
     out.extend_from_slice(b"-OOM command not allowed: the store holds its maximum of ");
-    reply::decimal(out, i64::try_from(full.max_keys).unwrap_or(i64::MAX));
-    out.extend_from_slice(b" keys (--kv-max-keys)\r\n");
+    reply::decimal(out, i64::try_from(bound).unwrap_or(i64::MAX));
+    out.extend_from_slice(unit);
 }
 
 /// Redis's wording, with the peer's bytes cut short and cleaned (see [`reply::quoted`]).

@@ -173,7 +173,7 @@ fn quit_answers_ok_and_ends_the_conversation() {
     assert!(!t.malformed);
     assert_eq!(t.requests, 1);
     let mut codec = Codec::new(Proto::Kv, MAX);
-    let (mut out, store) = (Vec::new(), LocalStore::new(1));
+    let (mut out, store) = (Vec::new(), LocalStore::new(crate::store::Capacity::keys(1)));
     assert_eq!(codec.decode(b"quit\r\nPING\r\n", &mut out, &store), Decoded::Last { consumed: 6 });
 }
 
@@ -325,7 +325,7 @@ fn inline_line_exactly_at_the_limit_is_accepted_one_past_refused() {
 #[test]
 fn overlong_inline_line_is_caught_before_its_newline_arrives() {
     let mut codec = Codec::new(Proto::Kv, MAX);
-    let (mut out, store) = (Vec::new(), LocalStore::new(1));
+    let (mut out, store) = (Vec::new(), LocalStore::new(crate::store::Capacity::keys(1)));
     // MAX bytes and an `\r` may still end well; one byte more cannot.
     assert_eq!(codec.decode(&[&[b'x'; MAX][..], b"\r"].concat(), &mut out, &store), Decoded::Incomplete);
     assert_eq!(codec.decode(&[b'x'; MAX + 2], &mut out, &store), Decoded::Malformed);
@@ -348,7 +348,7 @@ fn too_many_inline_words_are_refused() {
 #[test]
 fn a_full_store_refuses_new_keys_and_the_connection_goes_on() {
     let mut codec = Codec::new(Proto::Kv, MAX);
-    let (mut out, store) = (Vec::new(), LocalStore::new(1));
+    let (mut out, store) = (Vec::new(), LocalStore::new(crate::store::Capacity::keys(1)));
     let stream = [
         cmd(&[b"SET", b"a", b"1"]),
         cmd(&[b"SET", b"b", b"2"]),
@@ -427,4 +427,27 @@ fn a_connection_s_codec_fits_in_a_cache_line() {
         std::mem::size_of::<super::Kv>()
     );
     assert!(std::mem::size_of::<Codec>() <= 64, "{}", std::mem::size_of::<Codec>());
+}
+
+#[test]
+fn a_store_out_of_bytes_answers_oom_and_the_connection_goes_on() {
+    use crate::store::capacity::ENTRY_OVERHEAD;
+    let mut codec = Codec::new(Proto::Kv, MAX);
+    let capacity = crate::store::Capacity { max_keys: 100, max_bytes: 1 + 10 + ENTRY_OVERHEAD };
+    let (mut out, store) = (Vec::new(), LocalStore::new(capacity));
+    let stream = [
+        cmd(&[b"SET", b"a", b"0123456789"]),
+        cmd(&[b"SET", b"b", b"1"]),
+        cmd(&[b"SET", b"a", b"01234567890"]),
+        cmd(&[b"GET", b"a"]),
+    ]
+    .concat();
+    let mut at = 0;
+    while let Decoded::Request { consumed } = codec.decode(&stream[at..], &mut out, &store) {
+        at += consumed;
+    }
+    assert_eq!(at, stream.len());
+    let max = 1 + 10 + ENTRY_OVERHEAD;
+    let oom = format!("-OOM command not allowed: the store holds its maximum of {max} bytes (--kv-max-bytes)\r\n");
+    assert_eq!(String::from_utf8(out).unwrap(), format!("+OK\r\n{oom}{oom}$10\r\n0123456789\r\n"));
 }

@@ -18,6 +18,9 @@
 //! believes it is connected, but no thread will read from it until A disconnects. One idle
 //! client, or one slow one, denies service to everyone; throughput does not grow with
 //! connections at all. The conformance suite asserts exactly this (the *idle-client* test).
+//! `--idle-timeout` and `--request-timeout` bound the damage (the socket's `SO_RCVTIMEO` ends a
+//! client that says nothing for that long) but cannot remove it: until then, everyone waits.
+//! And `--max-conns` never bites here, since the server never holds two connections.
 //!
 //! **What production servers do instead.** Every other model in this lab: give each connection
 //! its own thread, share a pool of threads, or multiplex many connections on one thread with

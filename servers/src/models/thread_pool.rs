@@ -17,6 +17,15 @@
 //! `--threads 2`, two idle clients stop the service for everyone else, whose connections wait
 //! in the queue. Throughput at many connections is capped by the pool size.
 //!
+//! **What the timeouts buy it.** `--idle-timeout` and `--request-timeout` (see
+//! [`crate::conn::deadline`]) set `SO_RCVTIMEO` on each worker's socket, so a worker held by a
+//! silent client or a slowloris is freed after that long; the defaults (300 s and 60 s) keep the
+//! lesson visible for minutes. With `--idle-timeout 2s`, two idle clients stop the pool for two
+//! seconds, not for ever: a timeout turns a denial of service into a bounded delay, and the
+//! pool is still only as wide as `--threads` while it lasts. With the timeouts `off`, the
+//! starvation is permanent: the abuse suite marks that cell *expected*, with this paragraph as
+//! the reason.
+//!
 //! **When the queue is full** the acceptor closes the new connection at once (the client reads
 //! end-of-file, or a reset if it had already sent data) rather than letting it wait without
 //! bound. A refusal is honest and immediate: the client can retry or go elsewhere, while a

@@ -127,6 +127,47 @@ impl Clock {
     }
 }
 
+/// When an event loop next looks for connections whose timeout ran out. A sweep over every
+/// connection needs no timer per connection: at most once a second (an eighth of the shortest
+/// timeout), checking 10,000 clocks costs tens of microseconds.
+#[derive(Clone, Copy, Debug)]
+pub struct Sweep {
+    timeouts: Timeouts,
+    next: Option<Instant>,
+}
+
+impl Sweep {
+    /// Sweeps for `timeouts`; none at all when every timeout is off.
+    pub fn new(timeouts: Timeouts) -> Sweep {
+        Sweep { timeouts, next: timeouts.sweep_interval().map(|every| Instant::now() + every) }
+    }
+
+    /// Whether any timeout is on (the loop's connections need their clocks kept).
+    pub fn is_on(&self) -> bool {
+        self.next.is_some()
+    }
+
+    /// When the next sweep is due, for the loop's wait.
+    pub fn next(&self) -> Option<Instant> {
+        self.next
+    }
+
+    /// If a sweep is due at `now`, the keys of the `clocks` whose timeout has run out.
+    pub fn expired<'a>(
+        &mut self,
+        now: Instant,
+        clocks: impl Iterator<Item = (usize, &'a Clock)>,
+    ) -> Vec<usize> {
+        let (Some(at), Some(every)) = (self.next, self.timeouts.sweep_interval()) else { return Vec::new() };
+        if now < at {
+            return Vec::new();
+        }
+        self.next = Some(now + every);
+        let timeouts = self.timeouts;
+        clocks.filter(|(_, clock)| clock.expired(&timeouts, now)).map(|(key, _)| key).collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

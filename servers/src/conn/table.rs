@@ -17,7 +17,7 @@ use mio::{Interest, Registry, Token};
 use slab::Slab;
 
 use super::admission::{Admission, refuse};
-use super::deadline::Timeouts;
+use super::deadline::Sweep;
 use super::loop_room::LoopRoom;
 use super::nonblocking::{Conn, Next, SharedIo};
 use crate::config::ServerConfig;
@@ -51,12 +51,9 @@ pub struct Table<S> {
     config: ServerConfig,
     /// `--max-conns`, counted across every loop of the server.
     admission: Admission,
-    /// The request, idle and write timeouts (none for chat).
-    timeouts: Timeouts,
-    /// When to look next for connections whose timeout ran out. A sweep over every connection
-    /// needs no timer per connection: at most once a second (an eighth of the shortest
-    /// timeout), checking 10,000 clocks costs tens of microseconds.
-    next_sweep: Option<Instant>,
+    /// When to look next for connections whose request, idle or write timeout ran out (never
+    /// for chat).
+    sweep: Sweep,
 }
 
 impl<S: Store + Clone> Table<S> {
@@ -69,7 +66,6 @@ impl<S: Store + Clone> Table<S> {
         room: LoopRoom,
         admission: Admission,
     ) -> Table<S> {
-        let timeouts = config.connection_timeouts();
         Table {
             conns: Slab::new(),
             io: SharedIo::new(config.max_request_len()),
@@ -82,8 +78,7 @@ impl<S: Store + Clone> Table<S> {
             store,
             config: config.clone(),
             admission,
-            timeouts,
-            next_sweep: timeouts.sweep_interval().map(|every| Instant::now() + every),
+            sweep: Sweep::new(config.connection_timeouts()),
         }
     }
 
@@ -139,7 +134,7 @@ impl<S: Store + Clone> Table<S> {
             return Some(Duration::ZERO);
         }
         let recheck = (!self.delivering.is_empty()).then(|| Instant::now() + RECHECK);
-        let sweep = self.next_sweep.filter(|_| !self.conns.is_empty());
+        let sweep = self.sweep.next().filter(|_| !self.conns.is_empty());
         let ours = [self.lingering.front().map(|&(at, ..)| at), recheck, self.chat.next_deadline(), sweep];
         let earliest = ours.into_iter().chain(others.iter().copied()).flatten().min()?;
         Some(earliest.saturating_duration_since(Instant::now()))
@@ -177,18 +172,8 @@ impl<S: Store + Clone> Table<S> {
     /// look. A timed-out connection is simply closed, as nginx and Redis do: a peer that stopped
     /// sending or reading is not waiting for an answer.
     fn sweep_timeouts(&mut self, now: Instant) {
-        let (Some(at), Some(every)) = (self.next_sweep, self.timeouts.sweep_interval()) else { return };
-        if now < at {
-            return;
-        }
-        self.next_sweep = Some(now + every);
-        let due: Vec<usize> = self
-            .conns
-            .iter()
-            .filter(|(_, conn)| conn.timed() && conn.clock.expired(&self.timeouts, now))
-            .map(|(key, _)| key)
-            .collect();
-        for key in due {
+        let timed = self.conns.iter().filter(|(_, conn)| conn.timed()).map(|(key, conn)| (key, &conn.clock));
+        for key in self.sweep.expired(now, timed) {
             self.close(Token(key));
         }
     }
@@ -208,7 +193,7 @@ impl<S: Store + Clone> Table<S> {
     /// Carry out what a connection's handler decided. Errors (a reset, a broken pipe) close that
     /// one connection; they are the peer's business, not the server's.
     pub(super) fn apply(&mut self, token: Token, next: io::Result<Next>) {
-        if self.next_sweep.is_some() && matches!(next, Ok(Next::Keep | Next::ReadLater)) {
+        if self.sweep.is_on() && matches!(next, Ok(Next::Keep | Next::ReadLater)) {
             if let Some(conn) = self.conns.get_mut(token.0) {
                 conn.tick(Instant::now());
             }

@@ -24,7 +24,7 @@ use super::ring::{self, BufRing};
 use crate::config::ServerConfig;
 use crate::buffer::recycle;
 use crate::conn::admission::refuse;
-use crate::conn::deadline::Timeouts;
+use crate::conn::deadline::Sweep;
 use crate::conn::nonblocking::{BufferPool, Phase, serve_input};
 use crate::net::{AcceptFailure, DELIVERY_WAIT, FdReserve, LINGER_BYTES, LINGER_TIME, Shed, unacknowledged};
 use crate::proto::Proto;
@@ -111,10 +111,9 @@ pub struct Loop {
     completions: Vec<(u64, i32, u32)>,
     /// Submissions the kernel could not take yet (see `push`).
     waiting: VecDeque<squeue::Entry>,
-    /// The request, idle and write timeouts (none for chat), and when to look next for
-    /// connections whose timeout ran out: a sweep, as in `conn::table`.
-    timeouts: Timeouts,
-    next_sweep: Option<Instant>,
+    /// When to look next for connections whose request, idle or write timeout ran out (never
+    /// for chat), as `conn::table` does.
+    sweep: Sweep,
 }
 
 impl Loop {
@@ -157,8 +156,7 @@ impl Loop {
             room: Room::new(config.chat_queue),
             completions: Vec::with_capacity(1024),
             waiting: VecDeque::new(),
-            timeouts: config.connection_timeouts(),
-            next_sweep: config.connection_timeouts().sweep_interval().map(|every| Instant::now() + every),
+            sweep: Sweep::new(config.connection_timeouts()),
         };
         this.arm_wake()?;
         this.arm_accept()?;
@@ -209,7 +207,7 @@ impl Loop {
                             Op::Recv => self.on_recv(key, result, flags)?,
                             Op::Send => self.on_send(key, result)?,
                         }
-                        if self.next_sweep.is_some() {
+                        if self.sweep.is_on() {
                             if let Some(conn) = self.conns.get_mut(key) {
                                 conn.tick(Instant::now());
                             }
@@ -264,7 +262,7 @@ impl Loop {
             self.lingering.front().map(|&(at, ..)| at),
             self.room.next_deadline(),
             recheck,
-            self.next_sweep.filter(|_| !self.conns.is_empty()),
+            self.sweep.next().filter(|_| !self.conns.is_empty()),
         ]
         .into_iter()
         .flatten()
@@ -751,20 +749,10 @@ impl Loop {
     }
 
     /// Close every connection whose request, idle or write timeout ran out, if it is time to
-    /// look (see `conn::table`, which does the same for the readiness loops).
+    /// look.
     fn sweep_timeouts(&mut self, now: Instant) {
-        let (Some(at), Some(every)) = (self.next_sweep, self.timeouts.sweep_interval()) else { return };
-        if now < at {
-            return;
-        }
-        self.next_sweep = Some(now + every);
-        let due: Vec<usize> = self
-            .conns
-            .iter()
-            .filter(|(_, conn)| conn.timed() && conn.clock.expired(&self.timeouts, now))
-            .map(|(key, _)| key)
-            .collect();
-        for key in due {
+        let timed = self.conns.iter().filter(|(_, conn)| conn.timed()).map(|(key, conn)| (key, &conn.clock));
+        for key in self.sweep.expired(now, timed) {
             self.close(key);
         }
     }

@@ -347,8 +347,7 @@ fn too_many_inline_words_are_refused() {
 
 #[test]
 fn a_full_store_refuses_new_keys_and_the_connection_goes_on() {
-    let mut codec = Codec::new(Proto::Kv, MAX);
-    let (mut out, store) = (Vec::new(), LocalStore::new(crate::store::Capacity::keys(1)));
+    let store = LocalStore::new(crate::store::Capacity::keys(1));
     let stream = [
         cmd(&[b"SET", b"a", b"1"]),
         cmd(&[b"SET", b"b", b"2"]),
@@ -357,13 +356,8 @@ fn a_full_store_refuses_new_keys_and_the_connection_goes_on() {
         cmd(&[b"GET", b"a"]),
     ]
     .concat();
-    let mut at = 0;
-    while let Decoded::Request { consumed } = codec.decode(&stream[at..], &mut out, &store) {
-        at += consumed;
-    }
-    assert_eq!(at, stream.len());
     let oom = "-OOM command not allowed: the store holds its maximum of 1 keys (--kv-max-keys)\r\n";
-    assert_eq!(String::from_utf8(out).unwrap(), format!("+OK\r\n{oom}{oom}+OK\r\n$1\r\n3\r\n"));
+    assert_eq!(replies_to(&stream, &store), format!("+OK\r\n{oom}{oom}+OK\r\n$1\r\n3\r\n"));
 }
 
 #[test]
@@ -432,9 +426,8 @@ fn a_connection_s_codec_fits_in_a_cache_line() {
 #[test]
 fn a_store_out_of_bytes_answers_oom_and_the_connection_goes_on() {
     use crate::store::capacity::ENTRY_OVERHEAD;
-    let mut codec = Codec::new(Proto::Kv, MAX);
     let capacity = crate::store::Capacity { max_keys: 100, max_bytes: 1 + 10 + ENTRY_OVERHEAD };
-    let (mut out, store) = (Vec::new(), LocalStore::new(capacity));
+    let store = LocalStore::new(capacity);
     let stream = [
         cmd(&[b"SET", b"a", b"0123456789"]),
         cmd(&[b"SET", b"b", b"1"]),
@@ -442,12 +435,18 @@ fn a_store_out_of_bytes_answers_oom_and_the_connection_goes_on() {
         cmd(&[b"GET", b"a"]),
     ]
     .concat();
-    let mut at = 0;
-    while let Decoded::Request { consumed } = codec.decode(&stream[at..], &mut out, &store) {
+    let max = 1 + 10 + ENTRY_OVERHEAD;
+    let oom =
+        format!("-OOM command not allowed: the store holds its maximum of {max} bytes (--kv-max-bytes)\r\n");
+    assert_eq!(replies_to(&stream, &store), format!("+OK\r\n{oom}{oom}$10\r\n0123456789\r\n"));
+}
+
+/// Every reply to `stream`, a run of whole requests, decoded one after another.
+fn replies_to(stream: &[u8], store: &LocalStore) -> String {
+    let (mut codec, mut out, mut at) = (Codec::new(Proto::Kv, MAX), Vec::new(), 0);
+    while let Decoded::Request { consumed } = codec.decode(&stream[at..], &mut out, store) {
         at += consumed;
     }
-    assert_eq!(at, stream.len());
-    let max = 1 + 10 + ENTRY_OVERHEAD;
-    let oom = format!("-OOM command not allowed: the store holds its maximum of {max} bytes (--kv-max-bytes)\r\n");
-    assert_eq!(String::from_utf8(out).unwrap(), format!("+OK\r\n{oom}{oom}$10\r\n0123456789\r\n"));
+    assert_eq!(at, stream.len(), "every request is whole");
+    String::from_utf8(out).unwrap()
 }

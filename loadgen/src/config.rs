@@ -258,11 +258,6 @@ impl RunConfig {
                 "--proto chat runs on one thread (--threads 1), so every latency uses one clock".into(),
             );
         }
-        if self.idle_conns > 0 {
-            return invalid(
-                "--idle-conns does not fit --proto chat: an idle member is dropped as too slow".into(),
-            );
-        }
         if self.live {
             return invalid(
                 "--live does not fit --proto chat: its lines count replies, and chat counts deliveries"

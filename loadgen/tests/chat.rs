@@ -313,7 +313,7 @@ fn chat_usage_errors_exit_2() {
         (&["--conns", "1"][..], "--conns"),
         (&["--conns", "3", "--threads", "2"][..], "one thread"),
         (&["--conns", "3", "--size", "16"][..], "--size"),
-        (&["--conns", "3", "--idle-conns", "5"][..], "--idle-conns"),
+        (&["--conns", "3", "--live"][..], "--live does not fit"),
     ] {
         let mut all = vec!["run", "--addr", "127.0.0.1:1", "--proto", "chat"];
         all.extend_from_slice(args);

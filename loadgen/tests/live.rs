@@ -74,11 +74,3 @@ fn live_lines_count_the_errors_of_their_second() {
     let errors: f64 = lines.iter().map(|l| number_at(l, "errors")).sum();
     assert!(errors > 0.0, "{lines:#?}");
 }
-
-#[test]
-fn live_is_refused_for_chat() {
-    let out =
-        loadgen_binary(&["run", "--addr", "127.0.0.1:1", "--proto", "chat", "--conns", "2", "--live"], LIMIT);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out.stderr).contains("--live does not fit --proto chat"), "{}", text(&out.stderr));
-}

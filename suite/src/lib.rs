@@ -16,12 +16,15 @@
 //! - [`results`]: `results.json`, the raw record ([`machine`] describes where it ran;
 //!   [`loadgen_doc`] reads loadgen's reports inside it);
 //! - [`aggregate`]: medians, spreads, noisy flags and merged histograms;
-//! - [`render`]: README.md, results.csv and SVG plots from results.json alone.
+//! - [`render`]: README.md, results.csv and SVG plots from results.json alone;
+//! - [`lesson`]: a lesson's small table, bar chart and page, and the classroom guide's
+//!   generated blocks.
 
 pub mod affinity;
 pub mod aggregate;
 pub mod child;
 pub mod cpus;
+pub mod lesson;
 pub mod loadgen_doc;
 pub mod machine;
 pub mod matrix;

@@ -41,6 +41,30 @@ enum Command {
     },
     /// Print the expanded plan (point ids and settings) without running anything.
     Plan(RunArgs),
+    /// Show a lesson's run (a matrix with a [lesson] table, see scripts/lessons/): print its
+    /// table and bar chart, and write results.json, README.md and chart.svg to --out (without
+    /// --out, re-render RUN in place).
+    Lesson {
+        /// The run directory `suite run --matrix scripts/lessons/NAME.toml` wrote, or a
+        /// lesson folder (results/lessons/NAME).
+        run: PathBuf,
+        /// The lesson's folder, e.g. results/lessons/NAME.
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+    },
+    /// Rewrite the measured-result blocks of the classroom guide from the committed lesson
+    /// runs (between `<!-- lesson-result NAME begin -->` and `… end -->`).
+    LessonsGuide {
+        /// The guide.
+        #[arg(long, value_name = "FILE", default_value = "docs/EXPERIMENTS.md")]
+        guide: PathBuf,
+        /// Where the lessons' reference runs are, one folder per lesson.
+        #[arg(long, value_name = "DIR", default_value = "results/lessons")]
+        lessons: PathBuf,
+        /// Change nothing: fail if the guide differs from what the runs generate.
+        #[arg(long)]
+        check: bool,
+    },
 }
 
 #[derive(clap::Args)]
@@ -172,6 +196,25 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Report { dir } => {
             let written = suite::render::render_dir(&dir)?;
             eprintln!("suite: rewrote {} file(s) in {}", written.len(), dir.display());
+        }
+        Command::Lesson { run, out } => {
+            let out = out.unwrap_or_else(|| run.clone());
+            let results = suite::lesson::write_dir(&run, &out)?;
+            print!("{}", suite::lesson::terminal(&results)?);
+            eprintln!("suite: wrote {}", out.join("README.md").display());
+        }
+        Command::LessonsGuide { guide, lessons, check } => {
+            let text =
+                std::fs::read_to_string(&guide).with_context(|| format!("reading {}", guide.display()))?;
+            let new = suite::lesson::guide::rewrite(&text, suite::lesson::guide::loader(&lessons))?;
+            if check {
+                if new != text {
+                    bail!("{} differs from what {} generates", guide.display(), lessons.display());
+                }
+            } else if new != text {
+                std::fs::write(&guide, new).with_context(|| format!("writing {}", guide.display()))?;
+                eprintln!("suite: rewrote the measured results in {}", guide.display());
+            }
         }
         Command::Plan(args) => {
             let plan = prepare(&args)?.plan;

@@ -41,13 +41,19 @@ use crate::watch::watch;
 pub(crate) fn run(cfg: &RunConfig) -> Result<RunReport, RunError> {
     let opened = connect::open_all(cfg)?;
     let conns_opened = opened.working.len();
+    // `--idle-conns`: members that join the room and never read, held until the end. The
+    // server owes them every line; what it does about a member that takes none (drops it once
+    // `--chat-queue` bytes wait, or lets its outbox grow) is the slow-member lesson. Whether
+    // the server dropped one cannot be told by peeking as elsewhere (unread lines are waiting
+    // either way), so they are only held, never counted as closed.
+    let idle = opened.idle;
     let mut tally = Tally::new(matches!(cfg.pacing, Pacing::Open { .. }));
     tally.counts.connect_errors = opened.errors;
     tally.first_error = opened.first_error;
     let report = |tally: Tally, cpu| RunReport {
         config: cfg.clone(),
         conns_opened,
-        idle_opened: 0,
+        idle_opened: idle.len(),
         counts: tally.counts,
         cpu,
         spun: tally.spun,

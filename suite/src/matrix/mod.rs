@@ -58,6 +58,11 @@ pub struct MatrixFile {
     /// The experiments, run in this order.
     #[serde(rename = "experiment")]
     pub experiments: Vec<Experiment>,
+    /// A lesson's matrix (`scripts/lessons/*.toml`) says here how its page shows the run:
+    /// read by [`crate::lesson`] from the matrix text that results.json keeps, ignored by the
+    /// run itself.
+    #[serde(default)]
+    pub lesson: Option<toml::Table>,
 }
 
 /// Settings shared by every point.

@@ -82,7 +82,7 @@ pub fn render_dir(dir: &Path) -> Result<Vec<String>, RenderError> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::loadgen_doc::tests::sample_report;
     use crate::machine::Machine;

@@ -18,8 +18,11 @@
 //! - [`aggregate`]: medians, spreads, noisy flags and merged histograms;
 //! - [`render`]: README.md, results.csv and SVG plots from results.json alone;
 //! - [`lesson`]: a lesson's small table, bar chart and page, and the classroom guide's
-//!   generated blocks.
+//!   generated blocks;
+//! - [`abuse`]: the abuse suite (the `abuse` binary, `scripts/abuse.sh`): every model against
+//!   a dozen hostile clients, each cell scored pass, expected or fail.
 
+pub mod abuse;
 pub mod affinity;
 pub mod aggregate;
 pub mod child;

@@ -36,7 +36,8 @@
 #                                 [--baseline-bin PATH]
 #   --baseline-bin   a `server` binary built from another commit (for example with
 #                    `git worktree add /tmp/base COMMIT && cargo build --release` there), which
-#                    part 6 runs as `reactor@base` next to this tree's reactor, alternating
+#                    part 6 runs as `reactor@base` next to this tree's reactor, alternating,
+#                    and part 2 measures each of its models from, as `MODEL@base`
 # Needs: Linux, 2 CPUs, cargo, taskset (util-linux), awk, python3 (to read loadgen's JSON); part 7
 # also redis-server and redis-tools (installed with apt-get if missing) and strace; part 8 perf
 # (linux-perf, installed with apt-get if missing) with tracepoints readable (root, or
@@ -147,14 +148,21 @@ fi
 
 if [[ $only == *2* ]]; then
     echo "== 2. resident memory per idle connection, 10,000 idle connections"
+    this_bin=$server_bin
     for model in reactor async executor multi-reactor thread-per-connection; do
-        start_server "$model" echo-line
-        base=$(server_rss_kib)
-        run_loadgen "$work/idle.json" --conns 1 --idle-conns 10000 --warmup 0 --duration 2s --timeout 10s
-        stop_server
-        printf '  %-22s baseline %6d KiB, with 10,000 idle %7d KiB: %6.0f bytes per connection, %d threads\n' \
-            "$model" "$base" "$rss_kib" "$(calc "($rss_kib - $base) * 1024 / 10000")" "$threads"
+        # With --baseline-bin, each model runs from the other build too, right after this one's.
+        for label in "$model" ${baseline_bin:+"$model@base"}; do
+            server_bin=$this_bin
+            [[ $label != *@base ]] || server_bin=$baseline_bin
+            start_server "$model" echo-line
+            base=$(server_rss_kib)
+            run_loadgen "$work/idle.json" --conns 1 --idle-conns 10000 --warmup 0 --duration 2s --timeout 10s
+            stop_server
+            printf '  %-27s baseline %6d KiB, with 10,000 idle %7d KiB: %6.0f bytes per connection, %d threads\n' \
+                "$label" "$base" "$rss_kib" "$(calc "($rss_kib - $base) * 1024 / 10000")" "$threads"
+        done
     done
+    server_bin=$this_bin
 fi
 
 if [[ $only == *3* ]]; then

@@ -55,8 +55,11 @@
 //! locked push onto the ready queue, and nothing allocates per request or per wake.
 //!
 //! Per connection: a boxed future, a task slot, one `Arc` waker made at spawn, and a slot in the
-//! reactor: 347 bytes of resident memory per idle connection at 10,000 idle connections, against
-//! the reactor's 208 and `async`'s 6,942 (`scripts/check-targets.sh --only 2`), because an idle task holds no buffer: it waits for readability first and reads into
+//! reactor: 412 bytes of resident memory per idle connection at 10,000 idle connections, against
+//! the reactor's 251 and `async`'s 8,549 (`scripts/check-targets.sh --only 2`; before the
+//! defences of issue #12, 353, 202 and 9,051 in the same run with `--baseline-bin`: the
+//! watchdog's clock and the count of connections cost about 60 bytes), because an idle task
+//! holds no buffer: it waits for readability first and reads into
 //! a buffer shared by the thread (`with_scratch`, whose closure cannot `.await`), and only a
 //! request that arrived in part or a reply the kernel would not take gets a buffer of its own.
 //! Keeping the future small takes care: a future is as large as its largest state, so closing

@@ -25,8 +25,9 @@
 //! buffers while idle, closing without a reset) are in [`crate::conn::nonblocking`]; the table of
 //! connections with their turns and timers is [`crate::conn::table`]. The `multi-reactor` runs
 //! the same connections on one such loop per core. Ten thousand idle connections cost a slab
-//! entry each, about 220 bytes of resident memory per connection as
-//! `scripts/check-targets.sh --only 2` measures.
+//! entry each, about 250 bytes of resident memory per connection as
+//! `scripts/check-targets.sh --only 2` measures (202 before each connection carried its
+//! timeout clock and its place under `--max-conns`: the same command with `--baseline-bin`).
 //!
 //! **What it costs.** Explicit state machines instead of straight-line code; one CPU at most.
 //! And readiness has a price of its own: a thread blocked in `read` is handed the bytes by the

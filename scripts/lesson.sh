@@ -15,7 +15,8 @@
 # and why it comes out that way.
 #
 # Arguments after NAME go to `suite run`: --repeat 3 for spread, --duration 5s, or
-# --server-cpus 0-3 --loadgen-cpus 4-5 on a larger machine.
+# --server-cpus 0-3 --loadgen-cpus 4-5 on a larger machine. --no-build uses the binaries
+# already in target/release instead of building first (several lessons in a row).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -62,13 +63,17 @@ if [[ ! -f $matrix ]]; then
     exit 2
 fi
 out=results/lessons/$name/latest
-suite_args=()
+suite_args=() no_build=
 for arg in "$@"; do
-    if [[ $arg == --reference ]]; then out=results/lessons/$name; else suite_args+=("$arg"); fi
+    case $arg in
+        --reference) out=results/lessons/$name ;;
+        --no-build) no_build=1 ;;
+        *) suite_args+=("$arg") ;;
+    esac
 done
 
 example=$(field "$matrix" server_example)
-build "$example"
+[[ -n $no_build ]] || build "$example"
 server_bin=$target/release/server
 if [[ -n $example ]]; then
     server_bin=$target/release/examples/$example

@@ -114,4 +114,30 @@ mod tests {
             "docs/EXPERIMENTS.md differs from what the reference runs generate: run `suite lessons-guide`"
         );
     }
+
+    /// Every relative link of the guide names a file that exists, and a line range within it
+    /// (`file.rs#L10-L20`): a model file that shrank would otherwise leave the guide pointing
+    /// past its end. (That the lines still say what the guide says is for a reader to check.)
+    #[test]
+    fn the_guides_links_point_at_existing_files_and_lines() {
+        let docs = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs");
+        let text = std::fs::read_to_string(docs.join("EXPERIMENTS.md")).unwrap();
+        let mut checked = 0;
+        for (at, _) in text.match_indices("](../") {
+            let target = &text[at + 2..];
+            let Some(end) = target.find(')') else { continue };
+            let target = &target[..end];
+            let (file, lines) = target.split_once("#L").map_or((target, None), |(f, l)| (f, Some(l)));
+            let path = docs.join(file);
+            assert!(path.exists(), "the guide links to {file}, which does not exist");
+            if let Some(range) = lines {
+                let last: usize =
+                    range.rsplit('L').next().and_then(|n| n.trim_end_matches('-').parse().ok()).unwrap();
+                let count = std::fs::read_to_string(&path).unwrap().lines().count();
+                assert!(last <= count, "the guide links to {file} line {last}, but it has {count} lines");
+            }
+            checked += 1;
+        }
+        assert!(checked > 10, "only {checked} links found");
+    }
 }

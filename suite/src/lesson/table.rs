@@ -118,7 +118,7 @@ pub fn markdown(spec: &LessonSpec, rows: &[LessonRow]) -> String {
     if !notes.is_empty() {
         s.push('\n');
         for (i, note) in notes.iter().enumerate() {
-            s.push_str(&format!("({}) {}\n", i + 1, cell(note)));
+            s.push_str(&format!("- ({}) {}\n", i + 1, cell(note)));
         }
     }
     s

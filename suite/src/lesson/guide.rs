@@ -140,4 +140,33 @@ mod tests {
         }
         assert!(checked > 10, "only {checked} links found");
     }
+
+    /// Every lesson's matrix names itself, and its committed reference run was made from
+    /// exactly that matrix: a matrix edited without a new reference run would leave the guide
+    /// quoting a lesson that no longer exists in that form.
+    #[test]
+    fn every_lesson_has_a_reference_run_of_its_current_matrix() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let mut numbers = Vec::new();
+        for entry in std::fs::read_dir(root.join("scripts/lessons")).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_none_or(|e| e != "toml") {
+                continue;
+            }
+            let name = path.file_stem().unwrap().to_string_lossy().into_owned();
+            let text = std::fs::read_to_string(&path).unwrap();
+            let run = results::load(&root.join("results/lessons").join(&name).join("results.json"))
+                .unwrap_or_else(|e| panic!("lesson {name} has no reference run: {e}"));
+            assert!(run.matrix_text == text, "scripts/lessons/{name}.toml changed since its reference run");
+            let spec = spec_of(&run).unwrap();
+            assert_eq!(spec.name, name, "the [lesson] table's name differs from the file's");
+            numbers.push(spec.number);
+        }
+        numbers.sort_unstable();
+        assert_eq!(
+            names,
+            (1..=names.len() as u32).collect::<Vec<_>>(),
+            "lesson numbers are 1, 2, 3 … without gaps"
+        );
+    }
 }

@@ -112,7 +112,10 @@ fn a_slow_reader_gets_every_byte_back_and_others_are_served_meanwhile() {
     let mut buf = vec![0; 64 * 1024];
     let mut received = 0;
     while received < READ_BEFORE_PAUSE {
-        received += read_checked(&mut slow, &mut buf, received);
+        match read_checked(&mut slow, &mut buf, received) {
+            0 => panic!("the server closed the connection after echoing {received} bytes"),
+            n => received += n,
+        }
     }
 
     // Now the slow client reads nothing: its echo backs up in the server.

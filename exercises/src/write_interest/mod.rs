@@ -3,7 +3,7 @@
 //! **The setting.** [`serve`] is a one-thread echo server on an event loop (mio), like the
 //! lab's `reactor` model: every socket is non-blocking, and the loop sleeps in `poll` until the
 //! kernel says a socket is ready. It is all written except what happens when the kernel will
-//! not take the output: [`Conn::flush`].
+//! not take the output: `Conn::flush`.
 //!
 //! **Why it is hard.** A non-blocking `write` takes only what fits in the socket's send buffer
 //! *now*, and says `WouldBlock` when nothing fits. A client that reads slowly (or not at all)
@@ -20,7 +20,7 @@
 //! sends but never reads would make the server buffer without bound), and resumes reading
 //! after a flush makes room.
 //!
-//! **What to write** (in `starter.rs`): [`Conn::flush`], called after every read and on every
+//! **What to write** (in `starter.rs`): `Conn::flush`, called after every read and on every
 //! `WRITABLE` event. Write from the front of `self.pending` until it is empty or the kernel
 //! says `WouldBlock`; remove what was written; then make the registration match: `READABLE |
 //! WRITABLE` while anything is pending, `READABLE` alone when nothing is (`registry.reregister`,

@@ -164,8 +164,8 @@ mod tests {
         }
         numbers.sort_unstable();
         assert_eq!(
-            names,
-            (1..=names.len() as u32).collect::<Vec<_>>(),
+            numbers,
+            (1..=numbers.len() as u32).collect::<Vec<_>>(),
             "lesson numbers are 1, 2, 3 … without gaps"
         );
     }

@@ -5,8 +5,9 @@
 #![allow(clippy::drop_non_drop)]
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Condvar, Mutex};
+use std::thread;
 use std::time::Duration;
 
 use exercises::bounded_pool::{QueueFull, ThreadPool};
@@ -48,6 +49,34 @@ impl Probe {
     }
 }
 
+/// Open the gate after [`DEADLINE`] unless the returned sender is dropped first: a pool that
+/// blocks (in `try_execute`, or in `drop` while the test unwinds) then fails instead of hanging.
+/// Create it before the pool, so that it outlives the pool when a failing test unwinds.
+fn watchdog(probe: &Arc<Probe>) -> Sender<()> {
+    let (cancel, cancelled) = mpsc::channel::<()>();
+    let probe = Arc::clone(probe);
+    thread::spawn(move || {
+        if cancelled.recv_timeout(DEADLINE) == Err(RecvTimeoutError::Timeout) {
+            probe.open_gate();
+        }
+    });
+    cancel
+}
+
+/// Drop the pool on another thread and wait for the drop to return (it must join the workers).
+fn drop_within_deadline(pool: ThreadPool) {
+    let (dropped, has_dropped) = mpsc::channel();
+    thread::spawn(move || {
+        drop(pool);
+        let _ = dropped.send(());
+    });
+    has_dropped.recv_timeout(DEADLINE).unwrap_or_else(|_| {
+        panic!(
+            "dropping the pool did not return within {DEADLINE:?}: does Drop close the queue before it joins?"
+        )
+    });
+}
+
 fn expect_start(started: &Receiver<()>, what: &str) {
     started.recv_timeout(DEADLINE).unwrap_or_else(|_| panic!("{what} did not start within {DEADLINE:?}"));
 }
@@ -55,6 +84,7 @@ fn expect_start(started: &Receiver<()>, what: &str) {
 #[test]
 fn two_workers_and_a_queue_of_three_take_five_jobs_and_refuse_the_sixth() {
     let probe = Arc::new(Probe::default());
+    let _watchdog = watchdog(&probe);
     let (started, starts) = mpsc::channel();
     let pool = ThreadPool::new(2, 3);
 
@@ -68,11 +98,15 @@ fn two_workers_and_a_queue_of_three_take_five_jobs_and_refuse_the_sixth() {
     for n in 3..=5 {
         assert_eq!(pool.try_execute(probe.job(&started)), Ok(()), "job {n} fits in the queue");
     }
-    assert_eq!(pool.try_execute(probe.job(&started)), Err(QueueFull), "job 6: the queue is full");
+    assert_eq!(
+        pool.try_execute(probe.job(&started)),
+        Err(QueueFull),
+        "job 6: the queue is full (if this took {DEADLINE:?}, try_execute blocked: use try_send)"
+    );
     assert_eq!(probe.running.load(Ordering::SeqCst), 2, "queued jobs wait for a worker");
 
     probe.open_gate();
-    drop(pool); // must wait for every accepted job
+    drop_within_deadline(pool); // must wait for every accepted job
     assert_eq!(probe.finished.load(Ordering::SeqCst), 5, "every accepted job ran before drop returned");
     assert_eq!(probe.most_at_once.load(Ordering::SeqCst), 2, "never more than the 2 workers at once");
 }
@@ -80,12 +114,17 @@ fn two_workers_and_a_queue_of_three_take_five_jobs_and_refuse_the_sixth() {
 #[test]
 fn a_full_queue_accepts_again_once_a_worker_frees_a_place() {
     let probe = Arc::new(Probe::default());
+    let _watchdog = watchdog(&probe);
     let (started, starts) = mpsc::channel();
     let pool = ThreadPool::new(1, 1);
     pool.try_execute(probe.job(&started)).unwrap();
     expect_start(&starts, "the first job");
     pool.try_execute(probe.job(&started)).unwrap();
-    assert_eq!(pool.try_execute(|| {}), Err(QueueFull));
+    assert_eq!(
+        pool.try_execute(|| {}),
+        Err(QueueFull),
+        "the queue of 1 is full (if this took {DEADLINE:?}, it blocked)"
+    );
 
     probe.open_gate();
     expect_start(&starts, "the queued job");
@@ -93,6 +132,6 @@ fn a_full_queue_accepts_again_once_a_worker_frees_a_place() {
     let (done, finished) = mpsc::channel();
     assert_eq!(pool.try_execute(move || done.send(()).unwrap()), Ok(()), "a free place takes a job");
     finished.recv_timeout(DEADLINE).expect("the accepted job runs");
-    drop(pool);
+    drop_within_deadline(pool);
     assert_eq!(probe.most_at_once.load(Ordering::SeqCst), 1);
 }

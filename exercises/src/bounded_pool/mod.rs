@@ -18,6 +18,9 @@
 //!   already accepted, sees the channel closed and returns; then join every worker. Dropping
 //!   the pool must not lose an accepted job.
 //!
+//! The pool must be `Send` (the test drops it on another thread, to catch a `Drop` that hangs);
+//! a pool made of a `SyncSender` and `JoinHandle`s is.
+//!
 //! Hold the queue's lock only to *take* a job, never while running it, or the workers take
 //! turns instead of working at once.
 //!

@@ -83,6 +83,9 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 echo "lesson $(field "$matrix" number): $(field "$matrix" title)" >&2
 echo "  $(field "$matrix" question)" >&2
+# The suite marks a point FAILED when loadgen counted errors; in several lessons (blocking
+# stalled, a naive handler, a starved pool) those errors are the lesson, not a broken run.
+echo "  (a point marked FAILED below may be the very thing this lesson shows: the table says why)" >&2
 "$target/release/suite" run --matrix "$matrix" --out "$work/run" --server-bin "$server_bin" \
     ${suite_args[@]+"${suite_args[@]}"} >/dev/null
 

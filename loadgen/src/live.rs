@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use hdrhistogram::Histogram;
 
-use crate::engine::tally::latency_histogram;
+use crate::engine::histogram::latency_histogram;
 
 /// What the workers have recorded since the last line.
 #[derive(Debug)]

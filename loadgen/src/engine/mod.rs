@@ -20,6 +20,7 @@
 pub mod churn;
 pub mod clock;
 pub(crate) mod conn;
+pub(crate) mod histogram;
 pub mod tally;
 pub(crate) mod timer;
 pub mod timetable;

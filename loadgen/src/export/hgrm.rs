@@ -83,7 +83,7 @@ fn sub_bucket_count(significant_digits: u8) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::tally::latency_histogram;
+    use crate::engine::histogram::latency_histogram;
 
     #[test]
     fn layout_matches_the_reference_format() {

@@ -169,7 +169,7 @@ pub fn encode_histogram(hist: &Histogram<u64>) -> io::Result<String> {
 mod tests {
     use super::*;
     use crate::config::{Pacing, ProtocolKind};
-    use crate::engine::tally::latency_histogram;
+    use crate::engine::histogram::latency_histogram;
     use crate::sys::CpuTime;
     use hdrhistogram::serialization::Deserializer;
     use std::time::Duration;

@@ -282,7 +282,7 @@ fn rate_and_errors(out: &mut String, report: &RunReport, (rate_unit, things): (&
 mod tests {
     use super::*;
     use crate::config::{ProtocolKind, RunConfig};
-    use crate::engine::tally::latency_histogram;
+    use crate::engine::histogram::latency_histogram;
     use crate::report::Counts;
     use crate::sys::CpuTime;
     use std::time::Duration;

@@ -144,6 +144,10 @@ pub struct Cell {
     pub verdict: Verdict,
     /// The end of the server's stderr, for failed cells only.
     pub stderr_tail: Option<String>,
+    /// When the first attempt missed only the probe's p99 and the cell was run again: what
+    /// the first attempt missed (the figures are the second attempt's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_attempt: Option<Vec<String>>,
 }
 
 /// What one cell measured.
@@ -193,8 +197,12 @@ pub struct Probe {
     pub p99_ms: Option<f64>,
     /// Replies received.
     pub replies: u64,
-    /// What went wrong, in words (loadgen's errors, unsent requests), if anything.
+    /// What went wrong, in words (loadgen's errors; requests left unsent when they are more
+    /// than a tenth of the window's, or come with another error), if anything.
     pub error: Option<String>,
+    /// Requests due but never sent (open loop: the one connection was still waiting).
+    #[serde(default)]
+    pub unsent: u64,
 }
 
 /// A verdict.

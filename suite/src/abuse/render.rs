@@ -143,6 +143,11 @@ was served within {r} s of the attack's end; nothing acknowledged was lost or co
     let _ = writeln!(o, "- **FAIL**: missed a criterion with no such lesson, or could not be measured.");
     let _ = writeln!(
         o,
+        "- A cell whose only miss is the probe's p99 runs a second time and the second attempt decides (a busy \
+moment of the machine looks the same as a server slowed by the attack); its notes give what the first attempt missed."
+    );
+    let _ = writeln!(
+        o,
         "- **n/a**: the model does not serve the protocol, or cannot run here (the server's own words are in abuse.json)."
     );
     let _ = writeln!(
@@ -183,8 +188,12 @@ the attack, % of one CPU; *p99* probe p99 ms, baseline → during; *recovery* se
                 ),
                 None => ("–".into(), "–".into(), "–".into(), "–".into(), "–".into()),
             };
-            let notes =
+            let mut notes =
                 if let Some(d) = &c.declined { d.reason.clone() } else { c.verdict.missed.join("; ") };
+            if let Some(first) = &c.first_attempt {
+                let sep = if notes.is_empty() { "" } else { "; " };
+                notes = format!("{notes}{sep}second attempt (the first: {})", first.join("; "));
+            }
             let _ = writeln!(
                 o,
                 "| {} | {} | {} | {mem} | {cpu} | {p99} | {rec} | {lc} | {} |",
@@ -302,8 +311,8 @@ pub(crate) mod tests {
             peak_rss_kib: 4096,
             rss_after_kib: 3000,
             cpu_share: 0.25,
-            baseline: Some(Probe { p99_ms: Some(0.4), replies: 100, error: None }),
-            during: Some(Probe { p99_ms: Some(0.6), replies: 200, error: None }),
+            baseline: Some(Probe { p99_ms: Some(0.4), replies: 100, error: None, unsent: 0 }),
+            during: Some(Probe { p99_ms: Some(0.6), replies: 200, error: None, unsent: 0 }),
             recovery_seconds: Some(0.003),
             ..Figures::default()
         };
@@ -317,6 +326,7 @@ pub(crate) mod tests {
             broken: None,
             verdict: Verdict { kind, missed },
             stderr_tail: (kind == Kind::Fail).then(|| "boom | `x`".into()),
+            first_attempt: None,
         };
         AbuseRun {
             schema: crate::abuse::SCHEMA,

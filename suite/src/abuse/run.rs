@@ -190,7 +190,7 @@ pub fn run(opts: &Options) -> anyhow::Result<(PathBuf, bool)> {
                 .iter()
                 .copied()
                 .filter(|p| opts.protos.as_ref().is_none_or(|ps| ps.iter().any(|x| x == p.name())))
-                .collect();
+                .collect::<Vec<Proto>>();
             for m in harness::usable_flags(sc.flags, &env.known_flags).1 {
                 if !missing_flags.contains(&m) {
                     missing_flags.push(m);
@@ -198,6 +198,7 @@ pub fn run(opts: &Options) -> anyhow::Result<(PathBuf, bool)> {
             }
             (*sc, protos)
         })
+        .filter(|(_, protos)| !protos.is_empty())
         .collect();
     if !missing_flags.is_empty() {
         eprintln!("abuse: this server lacks {}: the scenarios run without them", missing_flags.join(", "));
@@ -220,8 +221,24 @@ pub fn run(opts: &Options) -> anyhow::Result<(PathBuf, bool)> {
             for model in &chosen_models {
                 n += 1;
                 let t = Instant::now();
-                let (mut cell, replies) = harness::run_cell(&env, sc, model, proto, opts.seed);
+                let (mut cell, mut replies) = harness::run_cell(&env, sc, model, proto, opts.seed);
                 score::score(&mut cell, sc.mem_bound_mib, sc.terminates);
+                if score::latency_only(&cell) {
+                    // A p99 over its limit and nothing else: a busy moment of the machine
+                    // looks the same as a server slowed by the attack, so the cell runs once
+                    // more and the second attempt decides (both are recorded).
+                    eprintln!(
+                        "[{n}/{total}] {} {} {model}: {}; once more",
+                        sc.id,
+                        proto.name(),
+                        summary(&cell)
+                    );
+                    let (mut again, r2) = harness::run_cell(&env, sc, model, proto, opts.seed);
+                    score::score(&mut again, sc.mem_bound_mib, sc.terminates);
+                    again.first_attempt = Some(cell.verdict.missed.clone());
+                    cell = again;
+                    replies = r2;
+                }
                 if let Some(r) = replies {
                     group.push((cells.len(), r));
                 }

@@ -169,9 +169,9 @@ pub fn all() -> Vec<Scenario> {
         Scenario {
             id: "slowloris-timeouts-off",
             number: 1,
-            what: "the same slowloris with every timeout off: the lesson of a pool or a single thread that a slow client holds",
+            what: "the same slowloris with every timeout off: the lesson of a pool or a single thread that a slow client holds (full runs only)",
             protos: LINE,
-            quick_protos: LINE,
+            quick_protos: &[],
             flags: &["--request-timeout", "off", "--idle-timeout", "off", "--write-timeout", "off"],
             flags_why: "timeouts off, to show which models a slow client can starve without them",
             nofile: None,

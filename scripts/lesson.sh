@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# scripts/lesson.sh: one classroom lesson, run live in about two minutes or less.
+# scripts/lesson.sh: one classroom lesson, run live in about 40 s on 2 CPUs (plus the first build).
 #
 #   scripts/lesson.sh --list              the lessons, one line each, in teaching order
 #   scripts/lesson.sh NAME [SUITE ARGS]   run lesson NAME (e.g. head-of-line)

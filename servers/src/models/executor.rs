@@ -122,7 +122,7 @@ use crate::config::ServerConfig;
 use crate::conn::admission::refuse;
 use crate::conn::chat_room::{Mailbox, Refill, Room};
 use crate::conn::deadline::Waiting;
-use crate::conn::nonblocking::{BufferPool, READS_PER_TURN, serve_input};
+use crate::conn::nonblocking::{ACCEPTS_PER_TURN, BufferPool, READS_PER_TURN, serve_input};
 use crate::net::{
     AcceptFailure, DELIVERY_RECHECK_MAX, DELIVERY_WAIT, FdReserve, LINGER_BYTES, LINGER_TIME, Shed,
 };
@@ -169,7 +169,15 @@ async fn serve(
     let clocks = Clocks::new(config.connection_timeouts());
     spawner.spawn(watchdog::run(Rc::clone(&clocks), Rc::clone(&reactor)));
     let mut stop = pin!(stop_requested(shutdown));
+    let mut accepted_in_a_row = 0;
     loop {
+        // A flood of arrivals must not keep the thread from the connections it has: after a
+        // turn's share of accepts, let every ready task run (see `ACCEPTS_PER_TURN`).
+        accepted_in_a_row += 1;
+        if accepted_in_a_row > ACCEPTS_PER_TURN {
+            accepted_in_a_row = 0;
+            yield_now().await;
+        }
         let accepted = match select(stop.as_mut(), listener.accept()).await {
             Either::Left(()) => break,
             Either::Right(accepted) => accepted,

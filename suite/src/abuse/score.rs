@@ -97,6 +97,30 @@ pub const EXPECTED: &[Expected] = &[
         reason: "a worker belongs to a connection: clients that never read their replies hold their workers until the write timeout drops them",
         lesson: "servers/src/models/thread_pool.rs",
     },
+    Expected {
+        model: "process-per-connection",
+        scenario: "slowloris",
+        reason: "a process per connection: the attack's connections are forks in a row, and when they end (or their timeouts end them) exits in a row, on the server's one CPU; the probe's own child waits its turn meanwhile",
+        lesson: "servers/src/models/process_per_connection.rs",
+    },
+    Expected {
+        model: "process-per-connection",
+        scenario: "idle",
+        reason: "a process per connection: the attack's connections are forks in a row, and when they end (or their timeouts end them) exits in a row, on the server's one CPU; the probe's own child waits its turn meanwhile",
+        lesson: "servers/src/models/process_per_connection.rs",
+    },
+    Expected {
+        model: "process-per-connection",
+        scenario: "fd-exhaustion",
+        reason: "a process per connection: the attack's connections are forks in a row, and when they end (or their timeouts end them) exits in a row, on the server's one CPU; the probe's own child waits its turn meanwhile",
+        lesson: "servers/src/models/process_per_connection.rs",
+    },
+    Expected {
+        model: "process-per-connection",
+        scenario: "flood",
+        reason: "a process per connection: the attack's connections are forks in a row, and when they end (or their timeouts end them) exits in a row, on the server's one CPU; the probe's own child waits its turn meanwhile",
+        lesson: "servers/src/models/process_per_connection.rs",
+    },
 ];
 
 /// The declared entry for a model and scenario, if any.

@@ -189,11 +189,23 @@ pub fn abandoned(a: &Attack) -> AttackReport {
     })
 }
 
-/// 10: many connections opened as fast as 8 threads can, one request each, all held.
+/// New connections a second in [`flood`]: 10,000 arrive in 2.5 s.
+const FLOOD_RATE: f64 = 4000.0;
+
+/// 10: many connections opened by 8 threads at [`FLOOD_RATE`] and held, silent: what arriving
+/// costs the clients already connected (accepting, registering, a thread or a process each).
+///
+/// Two choices keep the probe's p99 about the server. The connections send nothing: with a
+/// request on each, the flood is a burst of real work, which delays every client of a one-CPU
+/// server whatever its model (2,000 requests measured 10-80 ms of probe p99 on every model that
+/// serves them); churn and the slow scenarios cover requests. And they arrive at a set rate,
+/// not as fast as the threads can: on loopback the kernel's handshake work for both ends runs
+/// on the connecting CPU, the probe's, so an unpaced flood measured the attacker (the `blocking`
+/// server, which accepts none of them, saw its probe's p99 rise to 8 ms).
 pub fn flood(a: &Attack) -> AttackReport {
     let total = if a.quick { 2000 } else { 10_000 };
     let per = total / 8;
-    let (req, _) = wire::hello(a.proto);
+    let start = Instant::now();
     let opened = AtomicU64::new(0);
     let held: Vec<(Vec<TcpStream>, AttackReport)> = thread::scope(|scope| {
         let hs: Vec<_> = (0..8)
@@ -201,14 +213,13 @@ pub fn flood(a: &Attack) -> AttackReport {
                 scope.spawn(|| {
                     let mut r = AttackReport::default();
                     let mut conns = Vec::with_capacity(per);
-                    for _ in 0..per {
+                    for k in 0..per {
+                        pace(start, k as u64, FLOOD_RATE / 8.0);
                         if !a.running() {
                             break;
                         }
                         match wire::connect(a.addr, Duration::from_millis(500)) {
-                            Ok(mut s) => {
-                                let _ = s.set_write_timeout(Some(Duration::from_millis(50)));
-                                let _ = s.write_all(&req);
+                            Ok(s) => {
                                 conns.push(s);
                                 opened.fetch_add(1, Ordering::Relaxed);
                             }

@@ -121,6 +121,18 @@ pub const EXPECTED: &[Expected] = &[
         reason: "a process per connection: the attack's connections are forks in a row, and when they end (or their timeouts end them) exits in a row, on the server's one CPU; the probe's own child waits its turn meanwhile",
         lesson: "servers/src/models/process_per_connection.rs",
     },
+    Expected {
+        model: "process-per-connection",
+        scenario: "abandoned",
+        reason: "a process per connection: every attacking connection is a fork and an exit on the server's one CPU, a few hundred microseconds each, and the probe's own child waits its turn meanwhile",
+        lesson: "servers/src/models/process_per_connection.rs",
+    },
+    Expected {
+        model: "process-per-connection",
+        scenario: "malformed",
+        reason: "a process per connection: every attacking connection is a fork and an exit on the server's one CPU, a few hundred microseconds each, and the probe's own child waits its turn meanwhile",
+        lesson: "servers/src/models/process_per_connection.rs",
+    },
 ];
 
 /// The declared entry for a model and scenario, if any.

@@ -7,23 +7,13 @@
 //! binary, the sibling `release` directory, or `$SUITE_TEST_BIN_DIR`); without them the test
 //! says so and passes.
 
-use std::path::PathBuf;
+mod support;
+
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 fn find_bins() -> Option<(PathBuf, PathBuf)> {
-    let me = PathBuf::from(env!("CARGO_BIN_EXE_abuse"));
-    let mut dirs: Vec<PathBuf> = Vec::new();
-    if let Some(d) = std::env::var_os("SUITE_TEST_BIN_DIR") {
-        dirs.push(d.into());
-    }
-    if let Some(d) = me.parent() {
-        dirs.push(d.to_path_buf());
-        dirs.push(d.join("../release"));
-    }
-    dirs.into_iter().find_map(|d| {
-        let (s, l) = (d.join("server"), d.join("loadgen"));
-        (s.is_file() && l.is_file()).then_some((s, l))
-    })
+    support::find_bins(Path::new(env!("CARGO_BIN_EXE_abuse")))
 }
 
 #[test]

@@ -7,6 +7,8 @@
 //! them there) and in the sibling `release` directory, or in `$SUITE_TEST_BIN_DIR`. When they are
 //! absent (`cargo test -p suite` alone builds neither) the test says so and passes.
 
+mod support;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -58,19 +60,7 @@ async = ["--runtime", "multi-thread", "--threads", "{cpus}"]
 "#;
 
 fn find_bins() -> Option<(PathBuf, PathBuf)> {
-    let suite = PathBuf::from(env!("CARGO_BIN_EXE_suite"));
-    let mut dirs: Vec<PathBuf> = Vec::new();
-    if let Some(d) = std::env::var_os("SUITE_TEST_BIN_DIR") {
-        dirs.push(d.into());
-    }
-    if let Some(d) = suite.parent() {
-        dirs.push(d.to_path_buf());
-        dirs.push(d.join("../release"));
-    }
-    dirs.into_iter().find_map(|d| {
-        let (s, l) = (d.join("server"), d.join("loadgen"));
-        (s.is_file() && l.is_file()).then_some((s, l))
-    })
+    support::find_bins(Path::new(env!("CARGO_BIN_EXE_suite")))
 }
 
 fn read_rendered(dir: &Path) -> Vec<(String, Vec<u8>)> {

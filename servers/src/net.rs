@@ -36,6 +36,36 @@ pub fn fd_limit() -> u64 {
     lim.rlim_cur
 }
 
+/// Grow this process's descriptor table to `slots` entries now, while it has one thread, so
+/// that no `accept()` ever has to grow it under load.
+///
+/// Linux starts a process with room for 64 descriptors and doubles the table when a new one does
+/// not fit. In a process with more than one thread, growing it waits for an RCU grace period
+/// (`expand_fdtable` calls `synchronize_rcu`), and on the lab's VM that is 10 to 30 ms inside the
+/// `accept4` that returned descriptor 64, 128, 256, 512, 1024... An event loop that accepts on
+/// the thread that serves stalls every client for that long, five or six times on the way to
+/// 10,000 connections: `perf trace` of the reactor under the abuse suite's flood showed
+/// `accept4` taking 29, 17 and 13 ms. A thread that only accepts (the threaded models) stalls
+/// alone. Single-threaded, the kernel skips the wait; the table never shrinks, so one
+/// `F_DUPFD_CLOEXEC` to the last slot at start-up is enough (tokio documents the same fix, and
+/// Firecracker does it at start). The cost is kernel memory, 8 bytes a slot, not RSS.
+pub fn presize_fd_table(slots: u64) -> io::Result<()> {
+    let Some(last) = slots.checked_sub(1).filter(|&n| n >= 64) else {
+        return Ok(()); // the table starts with 64 slots
+    };
+    let last = libc::c_int::try_from(last).unwrap_or(libc::c_int::MAX);
+    let probe = File::open("/dev/null")?;
+    // SAFETY: F_DUPFD_CLOEXEC duplicates a descriptor we own onto the lowest free slot at or above
+    // `last`; the duplicate is closed at once and nothing else refers to it.
+    let dup = unsafe { libc::fcntl(std::os::fd::AsRawFd::as_raw_fd(&probe), libc::F_DUPFD_CLOEXEC, last) };
+    if dup < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `dup` was just returned to us and is not used again.
+    unsafe { libc::close(dup) };
+    Ok(())
+}
+
 /// What a failed `accept()` means for the accept loop.
 #[derive(Debug, PartialEq, Eq)]
 pub enum AcceptFailure {

@@ -114,6 +114,29 @@ fn knobs_and_limits_are_accepted_by_every_model() {
     }
 }
 
+/// Growing the descriptor table inside a multi-threaded process waits for an RCU grace period,
+/// which stalled the reactor's `accept4` for up to 29 ms under a flood (`net::presize_fd_table`).
+/// So the server sizes the table for its connection cap before its first thread starts: the
+/// kernel reports the table's size as `FDSize`, which starts at 64 in a fresh process.
+#[test]
+fn the_descriptor_table_is_sized_for_the_connection_cap_at_start() {
+    let mut hard = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit writes into the struct we own.
+    assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut hard) }, 0);
+    let want = (3000 + 64).min(hard.rlim_max);
+    for model in [Model::Reactor, Model::ThreadPerConnection] {
+        let (server, _addr) =
+            Process::start(&["--model", &model.to_string(), "--proto", "echo-line", "--max-conns", "3000"]);
+        let status = std::fs::read_to_string(format!("/proc/{}/status", server.pid())).unwrap();
+        let slots: u64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("FDSize:"))
+            .and_then(|v| v.trim().parse().ok())
+            .expect("an FDSize line");
+        assert!(slots >= want, "{model}: FDSize {slots}, want at least {want}");
+    }
+}
+
 /// CPU time (user + system) the process has used so far.
 fn cpu_time(pid: u32) -> Duration {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();

@@ -195,6 +195,12 @@ fn run(args: Args) -> anyhow::Result<()> {
     if args.check {
         return Ok(());
     }
+    // Room for every connection the cap allows, plus the server's own descriptors (listeners,
+    // pollers, wakers, pipes), before the first thread starts: see `net::presize_fd_table`.
+    let slots = (config.max_conns as u64).saturating_add(64).min(fd_limit);
+    if let Err(e) = net::presize_fd_table(slots) {
+        servers::log::line(format_args!("warning: cannot presize the descriptor table: {e}"));
+    }
     let listener = net::bind(args.addr).with_context(|| format!("cannot listen on {}", args.addr))?;
     let shutdown = Shutdown::new();
     watch_signals(&shutdown)?;

@@ -57,6 +57,12 @@ impl Process {
         (process, addr)
     }
 
+    /// The server's process ID, for reading its `/proc` files.
+    #[allow(dead_code)] // not every test binary that includes `support` reads /proc
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Sends `sig` (`libc::SIGTERM`, say).
     pub fn signal(&self, sig: i32) {
         // SAFETY: kill(2) with the PID of a child we started and have not reaped.

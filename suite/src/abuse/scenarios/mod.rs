@@ -304,7 +304,7 @@ pub fn all() -> Vec<Scenario> {
         Scenario {
             id: "flood",
             number: 10,
-            what: "10,000 connections (quick: 2,000) opened as fast as 8 threads can, each sends one request; all held, then released",
+            what: "10,000 connections (quick: 2,000) opened at 4,000 a second by 8 threads, silent; all held, then released",
             protos: LINE,
             quick_protos: LINE,
             flags: D,

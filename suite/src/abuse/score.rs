@@ -98,9 +98,63 @@ pub const EXPECTED: &[Expected] = &[
         lesson: "servers/src/models/thread_pool.rs",
     },
     Expected {
+        model: "blocking",
+        scenario: "churn",
+        reason: "it serves one client at a time: while the probe's connection is open (2.5 s in a full run), the connection each of the 4 attacking threads has in flight waits past its 2 s reply timeout, so 4 replies are lost, one per thread",
+        lesson: "servers/src/models/blocking.rs",
+    },
+    Expected {
+        model: "thread-pool",
+        scenario: "churn",
+        reason: "a worker belongs to a connection (one worker on the server's one CPU): while the probe's connection is open (2.5 s in a full run), the connection each of the 4 attacking threads has in flight waits past its 2 s reply timeout, so 4 replies are lost, one per thread",
+        lesson: "servers/src/models/thread_pool.rs",
+    },
+    Expected {
+        model: "blocking",
+        scenario: "malformed",
+        reason: "it serves one client at a time: while the probe's connection is open (2.5 s in a full run), the case each of the 8 attacking threads has in flight waits past its timeout, so 8 cases go unanswered, one per thread",
+        lesson: "servers/src/models/blocking.rs",
+    },
+    Expected {
+        model: "thread-pool",
+        scenario: "malformed",
+        reason: "a worker belongs to a connection (one worker on the server's one CPU): while the probe's connection is open (2.5 s in a full run), the case each of the 8 attacking threads has in flight waits past its timeout, so 8 cases go unanswered, one per thread",
+        lesson: "servers/src/models/thread_pool.rs",
+    },
+    Expected {
+        model: "thread-per-connection",
+        scenario: "idle",
+        reason: "a thread per connection: the idle clients' timeout fires for all of them at once, and 500 threads wake, close and exit together on the server's one CPU; the probe's thread waits its turn among them (an event loop closes them in one sweep)",
+        lesson: "servers/src/models/thread_per_connection.rs",
+    },
+    Expected {
+        model: "process-per-connection",
+        scenario: "oversize",
+        reason: "a process per connection: every attacking connection is a fork and an exit on the server's one CPU, a few hundred microseconds each, and the probe's own child waits its turn meanwhile",
+        lesson: "servers/src/models/process_per_connection.rs",
+    },
+    Expected {
+        model: "process-per-connection",
+        scenario: "resets",
+        reason: "a process per connection: every attacking connection is a fork and an exit on the server's one CPU, a few hundred microseconds each, and the probe's own child waits its turn meanwhile",
+        lesson: "servers/src/models/process_per_connection.rs",
+    },
+    Expected {
+        model: "process-per-connection",
+        scenario: "churn",
+        reason: "a process per connection: every attacking connection is a fork and an exit on the server's one CPU, a few hundred microseconds each, and the probe's own child waits its turn meanwhile",
+        lesson: "servers/src/models/process_per_connection.rs",
+    },
+    Expected {
         model: "process-per-connection",
         scenario: "slowloris",
         reason: "a process per connection: the attack's connections are forks in a row, and when they end (or their timeouts end them) exits in a row, on the server's one CPU; the probe's own child waits its turn meanwhile",
+        lesson: "servers/src/models/process_per_connection.rs",
+    },
+    Expected {
+        model: "process-per-connection",
+        scenario: "slowloris-timeouts-off",
+        reason: "a process per connection: the attack's connections are forks in a row on the server's one CPU, and the probe's own child waits its turn meanwhile; with the timeouts off the slow clients' children stay for the whole attack",
         lesson: "servers/src/models/process_per_connection.rs",
     },
     Expected {

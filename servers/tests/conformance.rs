@@ -264,6 +264,7 @@ pub fn shutdown_with_requests_in_flight(model: Model, proto: Proto, grace: Durat
     round_trip(&mut client, proto, b"first");
     let batch = some_requests(proto, 19);
     client.write_all(&batch).unwrap();
+    wait_until_received(&client);
     server.trigger_shutdown();
     let replies = read_to_eof(&mut client);
     server.wait_exit(Duration::from_secs(10)).expect("server exits cleanly");

@@ -234,6 +234,7 @@ pub fn shutdown_with_requests_in_flight(model: Model, grace: Duration) -> (Vec<u
     let mut client = server.connect();
     exchange(&mut client, GET, HELLO);
     client.write_all(&GET.repeat(19)).unwrap();
+    wait_until_received(&client);
     server.trigger_shutdown();
     let replies = read_to_eof(&mut client);
     server.wait_exit(Duration::from_secs(10)).expect("server exits cleanly");

@@ -149,6 +149,20 @@ pub fn read_reply(stream: &mut TcpStream, len: usize) -> io::Result<Vec<u8>> {
 
 /// Send one request and check the reply is the same bytes. (For `http`, whose replies do not
 /// echo, `payload` is ignored: a `GET /` must get `Hello, world!`.)
+/// Wait until the server's kernel has taken every byte written on `stream` (the peer
+/// acknowledged them all), so a request counts as *in flight* at the server, not still in the
+/// network. On loopback under load a write can return while its segment waits in a CPU's
+/// backlog; a shutdown (`SHUT_RD`) that lands before it reaches the socket makes the server see
+/// end-of-file first, and the request was never the server's to answer.
+#[allow(dead_code)] // only the shutdown tests use it
+pub fn wait_until_received(stream: &TcpStream) {
+    let deadline = std::time::Instant::now() + TIMEOUT;
+    while servers::net::unacknowledged(stream).expect("SIOCOUTQ") > 0 {
+        assert!(std::time::Instant::now() < deadline, "the server did not take the bytes within {TIMEOUT:?}");
+        thread::sleep(Duration::from_millis(1)); // polling a condition, not synchronising
+    }
+}
+
 pub fn round_trip(stream: &mut TcpStream, proto: Proto, payload: &[u8]) {
     if proto == Proto::Http {
         return http::exchange(stream, http::GET, http::HELLO);

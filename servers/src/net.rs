@@ -43,8 +43,8 @@ pub fn fd_limit() -> u64 {
 /// not fit. In a process with more than one thread, growing it waits for an RCU grace period
 /// (`expand_fdtable` calls `synchronize_rcu`), and on the lab's VM that is 10 to 30 ms inside the
 /// `accept4` that returned descriptor 64, 128, 256, 512, 1024... An event loop that accepts on
-/// the thread that serves stalls every client for that long, five or six times on the way to
-/// 10,000 connections: `perf trace` of the reactor under the abuse suite's flood showed
+/// the thread that serves stalls every client for that long, eight times on the way to 10,000
+/// connections: `perf trace` of the reactor under the abuse suite's flood showed
 /// `accept4` taking 29, 17 and 13 ms. A thread that only accepts (the threaded models) stalls
 /// alone. Single-threaded, the kernel skips the wait; the table never shrinks, so one
 /// `F_DUPFD_CLOEXEC` to the last slot at start-up is enough (tokio documents the same fix, and

@@ -43,11 +43,12 @@
 //! while others sit idle.
 //!
 //! Even a system call the loop makes for itself can block it. The kernel grows a process's
-//! descriptor table by doubling, and in a process with more than one thread each growth waits
-//! for an RCU grace period: `accept4` took 29 ms under the abuse suite's flood, and every client
-//! waited with it (probe p99 12 ms against 2 ms). The server binary now sizes the table for its
-//! `--max-conns` at start-up (`crate::net::presize_fd_table`); the threaded models never showed
-//! it, because there only the accepting thread waits.
+//! descriptor table by doubling, and in a process with more than one thread (the binary's signal
+//! thread is enough) each growth waits for an RCU grace period: `accept4` took 29 ms under the
+//! abuse suite's flood, and every client waited with it (probe p99 12 ms against 2 ms). The
+//! server binary now sizes the table for its `--max-conns` at start-up
+//! (`crate::net::presize_fd_table`); the threaded models never showed it, because there only the
+//! accepting thread waits.
 //!
 //! **What production servers do instead.** Run one such loop per core (nginx workers, Netty's
 //! event loop groups, tokio's multi-thread runtime) and send blocking work to a separate pool.

@@ -147,8 +147,6 @@ pub fn read_reply(stream: &mut TcpStream, len: usize) -> io::Result<Vec<u8>> {
     Ok(reply)
 }
 
-/// Send one request and check the reply is the same bytes. (For `http`, whose replies do not
-/// echo, `payload` is ignored: a `GET /` must get `Hello, world!`.)
 /// Wait until the server's kernel has taken every byte written on `stream` (the peer
 /// acknowledged them all), so a request counts as *in flight* at the server, not still in the
 /// network. On loopback under load a write can return while its segment waits in a CPU's
@@ -163,6 +161,8 @@ pub fn wait_until_received(stream: &TcpStream) {
     }
 }
 
+/// Send one request and check the reply is the same bytes. (For `http`, whose replies do not
+/// echo, `payload` is ignored: a `GET /` must get `Hello, world!`.)
 pub fn round_trip(stream: &mut TcpStream, proto: Proto, payload: &[u8]) {
     if proto == Proto::Http {
         return http::exchange(stream, http::GET, http::HELLO);

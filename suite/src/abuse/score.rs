@@ -35,6 +35,11 @@ pub struct Expected {
     pub lesson: &'static str,
 }
 
+/// process-per-connection's reason where every attacking connection is short-lived.
+const FORK_PER_ATTACKER: &str = "a process per connection: every attacking connection is a fork and an exit on the server's one CPU, a few hundred microseconds each, and the probe's own child waits its turn meanwhile";
+/// process-per-connection's reason where the attacking connections are held, then ended.
+const FORKS_THEN_EXITS_IN_A_ROW: &str = "a process per connection: the attack's connections are forks in a row, and when they end (or their timeouts end them) exits in a row, on the server's one CPU; the probe's own child waits its turn meanwhile";
+
 /// The expected-table: every cell allowed to miss, and why. Nothing else may.
 pub const EXPECTED: &[Expected] = &[
     Expected {
@@ -130,25 +135,25 @@ pub const EXPECTED: &[Expected] = &[
     Expected {
         model: "process-per-connection",
         scenario: "oversize",
-        reason: "a process per connection: every attacking connection is a fork and an exit on the server's one CPU, a few hundred microseconds each, and the probe's own child waits its turn meanwhile",
+        reason: FORK_PER_ATTACKER,
         lesson: "servers/src/models/process_per_connection.rs",
     },
     Expected {
         model: "process-per-connection",
         scenario: "resets",
-        reason: "a process per connection: every attacking connection is a fork and an exit on the server's one CPU, a few hundred microseconds each, and the probe's own child waits its turn meanwhile",
+        reason: FORK_PER_ATTACKER,
         lesson: "servers/src/models/process_per_connection.rs",
     },
     Expected {
         model: "process-per-connection",
         scenario: "churn",
-        reason: "a process per connection: every attacking connection is a fork and an exit on the server's one CPU, a few hundred microseconds each, and the probe's own child waits its turn meanwhile",
+        reason: FORK_PER_ATTACKER,
         lesson: "servers/src/models/process_per_connection.rs",
     },
     Expected {
         model: "process-per-connection",
         scenario: "slowloris",
-        reason: "a process per connection: the attack's connections are forks in a row, and when they end (or their timeouts end them) exits in a row, on the server's one CPU; the probe's own child waits its turn meanwhile",
+        reason: FORKS_THEN_EXITS_IN_A_ROW,
         lesson: "servers/src/models/process_per_connection.rs",
     },
     Expected {
@@ -160,31 +165,31 @@ pub const EXPECTED: &[Expected] = &[
     Expected {
         model: "process-per-connection",
         scenario: "idle",
-        reason: "a process per connection: the attack's connections are forks in a row, and when they end (or their timeouts end them) exits in a row, on the server's one CPU; the probe's own child waits its turn meanwhile",
+        reason: FORKS_THEN_EXITS_IN_A_ROW,
         lesson: "servers/src/models/process_per_connection.rs",
     },
     Expected {
         model: "process-per-connection",
         scenario: "fd-exhaustion",
-        reason: "a process per connection: the attack's connections are forks in a row, and when they end (or their timeouts end them) exits in a row, on the server's one CPU; the probe's own child waits its turn meanwhile",
+        reason: FORKS_THEN_EXITS_IN_A_ROW,
         lesson: "servers/src/models/process_per_connection.rs",
     },
     Expected {
         model: "process-per-connection",
         scenario: "flood",
-        reason: "a process per connection: the attack's connections are forks in a row, and when they end (or their timeouts end them) exits in a row, on the server's one CPU; the probe's own child waits its turn meanwhile",
+        reason: FORKS_THEN_EXITS_IN_A_ROW,
         lesson: "servers/src/models/process_per_connection.rs",
     },
     Expected {
         model: "process-per-connection",
         scenario: "abandoned",
-        reason: "a process per connection: every attacking connection is a fork and an exit on the server's one CPU, a few hundred microseconds each, and the probe's own child waits its turn meanwhile",
+        reason: FORK_PER_ATTACKER,
         lesson: "servers/src/models/process_per_connection.rs",
     },
     Expected {
         model: "process-per-connection",
         scenario: "malformed",
-        reason: "a process per connection: every attacking connection is a fork and an exit on the server's one CPU, a few hundred microseconds each, and the probe's own child waits its turn meanwhile",
+        reason: FORK_PER_ATTACKER,
         lesson: "servers/src/models/process_per_connection.rs",
     },
 ];

@@ -98,6 +98,22 @@ pub fn fifty_requests_in_one_write(model: Model, proto: Proto) {
     assert_eq!(read_reply(&mut client, stream.len()).unwrap(), stream);
 }
 
+/// Requests pipelined well past one read (64 KiB) and many times an event loop's turn
+/// ([`servers::session::REQUESTS_PER_TURN`]) all get their replies, in order: a turn that stops
+/// at its budget resumes, and reads on, with no new event to prompt it.
+pub fn a_pipeline_longer_than_many_turns_is_answered_whole(model: Model, proto: Proto) {
+    let server = start(model, proto);
+    let mut client = server.connect();
+    let stream = some_requests(proto, 8_000);
+    assert!(stream.len() > 128 * 1024);
+    let mut writer = client.try_clone().unwrap();
+    let sent = stream.clone();
+    // Written from a thread of its own: the replies fill our receive buffer meanwhile.
+    let writing = thread::spawn(move || writer.write_all(&sent));
+    assert_eq!(read_reply(&mut client, stream.len()).unwrap(), stream);
+    writing.join().unwrap().unwrap();
+}
+
 /// A client that half-closes after sending still receives every reply, then end-of-file.
 pub fn half_close_still_gets_every_reply(model: Model, proto: Proto) {
     let server = start(model, proto);
@@ -337,6 +353,7 @@ macro_rules! conformance_tests {
             many_clients_random_sizes,
             one_byte_per_write,
             fifty_requests_in_one_write,
+            a_pipeline_longer_than_many_turns_is_answered_whole,
             half_close_still_gets_every_reply,
             reset_mid_reply_disturbs_no_one,
             oversized_request_is_refused,

@@ -25,8 +25,11 @@
 //!   than it holds (a 7-byte `GET` for a 64 KiB value): decoding itself stops once a turn's
 //!   replies reach the same budget ([`DEFAULT_MAX_OUTPUT`](crate::session::DEFAULT_MAX_OUTPUT)), and the requests left over
 //!   are answered (the connection's `backlog`) before it reads again.
-//! - *Taking turns*: one connection makes at most [`READS_PER_TURN`] reads per turn, so a client
-//!   that keeps its socket full cannot starve the others (tokio's "cooperative budget").
+//! - *Taking turns*: one connection answers at most
+//!   [`REQUESTS_PER_TURN`](crate::session::REQUESTS_PER_TURN) requests and makes at most
+//!   [`READS_PER_TURN`] reads per turn, so a client that pipelines, or keeps its socket full,
+//!   cannot starve the others (tokio's "cooperative budget"). What is left waits in its
+//!   `backlog` for its next turn.
 //! - *No buffers while idle*: the read buffer is shared by every connection of the loop
 //!   ([`SharedIo`]); a connection holds buffers of its own only while a request or reply is in
 //!   flight, borrowed from a small pool.
@@ -137,8 +140,9 @@ pub struct Conn<S> {
     pub token: Token,
     pub session: Session<S>,
     pub phase: Phase,
-    /// Bytes of a request that arrived only in part (no allocation while empty).
-    pending_in: Vec<u8>,
+    /// Bytes of a request that arrived only in part, or requests a turn left unanswered (no
+    /// allocation while empty).
+    pending_in: Unserved,
     /// Reply bytes the kernel did not accept yet (no allocation while empty).
     pending_out: Vec<u8>,
     /// Registered for `WRITABLE` as well as `READABLE`.
@@ -174,7 +178,7 @@ impl<S: Store> Conn<S> {
             token,
             session,
             phase: Phase::Open,
-            pending_in: Vec::new(),
+            pending_in: Unserved::default(),
             pending_out: Vec::new(),
             write_interest: false,
             read_paused: false,
@@ -204,7 +208,8 @@ impl<S: Store> Conn<S> {
         // A no-op if the socket is already shut. Dropping the stream closes the socket, which
         // also removes it from epoll.
         let _ = self.stream.shutdown(Direction::Write);
-        io.pool.give(self.pending_in);
+        let mut pending_in = self.pending_in;
+        pending_in.release(&mut io.pool);
         io.pool.give(self.pending_out);
         self.member
     }
@@ -221,32 +226,26 @@ impl<S: Store> Conn<S> {
                 self.read_paused = true;
                 return Ok(Next::Keep);
             }
-            if self.backlog {
-                // Requests read earlier and not yet answered come first; no event would
-                // announce them, since their bytes are no longer in the kernel.
-                self.consume(0, io);
-                self.send(io, registry)?;
-                if io.draining && self.phase == Phase::Open && !self.backlog {
-                    self.phase = Phase::PeerDone; // shutdown: everything read is answered
+            // Requests read earlier and not yet answered come first; no event would announce
+            // them, since their bytes are no longer in the kernel.
+            let from_backlog = self.backlog;
+            let n = if from_backlog {
+                0
+            } else {
+                match self.stream.read(&mut io.read_buf) {
+                    Ok(0) => {
+                        self.phase = Phase::PeerDone;
+                        return self.after_output(registry);
+                    }
+                    Ok(n) => n,
+                    Err(e) if e.kind() == ErrorKind::WouldBlock && io.draining => {
+                        self.phase = Phase::PeerDone; // shutdown, and nothing left to read
+                        return self.after_output(registry);
+                    }
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(Next::Keep),
+                    Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                    Err(e) => return Err(e),
                 }
-                if self.phase != Phase::Open {
-                    return self.after_output(registry);
-                }
-                continue;
-            }
-            let n = match self.stream.read(&mut io.read_buf) {
-                Ok(0) => {
-                    self.phase = Phase::PeerDone;
-                    return self.after_output(registry);
-                }
-                Ok(n) => n,
-                Err(e) if e.kind() == ErrorKind::WouldBlock && io.draining => {
-                    self.phase = Phase::PeerDone; // shutdown, and nothing left to read
-                    return self.after_output(registry);
-                }
-                Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(Next::Keep),
-                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e),
             };
             self.consume(n, io);
             self.send(io, registry)?;
@@ -256,9 +255,14 @@ impl<S: Store> Conn<S> {
             if self.phase != Phase::Open {
                 return self.after_output(registry);
             }
-            if n < io.read_buf.len() && !to_end && !self.backlog {
+            if self.backlog {
+                return Ok(Next::ReadLater); // the turn's budget is spent: the others come first
+            }
+            if n < io.read_buf.len() && !to_end && !from_backlog {
                 return Ok(Next::Keep); // a short read drained the socket (see the module docs)
             }
+            // Otherwise read on: after a backlog, only a read can tell whether the socket holds
+            // more, and no new event would say so.
         }
         Ok(Next::ReadLater)
     }
@@ -392,34 +396,74 @@ impl<S: Store> Conn<S> {
     }
 }
 
-/// Serve `data`, which follows whatever part of a request `pending_in` holds, appending the
-/// replies to `out`. The common case serves straight from `data` and copies only the
-/// unconsumed rest (an unfinished request, or requests past the output budget) into
-/// `pending_in`, a buffer borrowed from `pool` only while it holds something. With `data`
-/// empty, serves what `pending_in` holds.
+/// Request bytes read but not yet served: the start of an unfinished request, or requests a
+/// turn's budget left over. Served from the front by moving an offset, and moved down only
+/// once the served part is at least half the buffer: a backlog read in one go can be hundreds
+/// of kilobytes (io_uring receives until its cancellation lands), and copying the rest down
+/// after every turn of 64 requests made serving it quadratic.
+#[derive(Default)]
+pub struct Unserved {
+    buf: Vec<u8>,
+    start: usize,
+}
+
+impl Unserved {
+    pub fn len(&self) -> usize {
+        self.buf.len() - self.start
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Append `data`, taking a buffer from `pool` if none is held.
+    pub fn push(&mut self, data: &[u8], pool: &mut BufferPool) {
+        if data.is_empty() {
+            return;
+        }
+        if self.buf.capacity() == 0 {
+            self.buf = pool.take();
+        }
+        if self.start > 0 && self.start >= self.buf.len() / 2 {
+            self.buf.drain(..self.start);
+            self.start = 0;
+        }
+        self.buf.extend_from_slice(data);
+    }
+
+    /// Give the buffer back to `pool`, forgetting what it held.
+    pub fn release(&mut self, pool: &mut BufferPool) {
+        pool.give(std::mem::take(&mut self.buf));
+        self.start = 0;
+    }
+}
+
+/// Serve `data`, which follows whatever part of a request `unserved` holds, appending the
+/// replies to `out`. The common case serves straight from `data` and keeps only the
+/// unconsumed rest (an unfinished request, or requests past the turn's budget) in `unserved`,
+/// which holds a buffer borrowed from `pool` only while it holds something. With `data`
+/// empty, serves what `unserved` holds.
 pub fn serve_input<S: Store>(
     session: &mut Session<S>,
-    pending_in: &mut Vec<u8>,
+    unserved: &mut Unserved,
     data: &[u8],
     out: &mut Vec<u8>,
     pool: &mut BufferPool,
 ) -> Served {
-    let served = if pending_in.is_empty() {
+    let served = if unserved.is_empty() {
         let served = session.serve(data, out);
-        let tail = &data[served.consumed..];
-        if !tail.is_empty() && !served.close {
-            *pending_in = pool.take();
-            pending_in.extend_from_slice(tail);
+        if !served.close {
+            unserved.push(&data[served.consumed..], pool);
         }
         served
     } else {
-        pending_in.extend_from_slice(data);
-        let served = session.serve(pending_in, out);
-        pending_in.drain(..served.consumed);
+        unserved.push(data, pool);
+        let served = session.serve(&unserved.buf[unserved.start..], out);
+        unserved.start += served.consumed;
         served
     };
-    if pending_in.is_empty() || served.close {
-        pool.give(std::mem::take(pending_in));
+    if unserved.is_empty() || served.close {
+        unserved.release(pool);
     }
     served
 }

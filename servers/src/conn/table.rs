@@ -97,7 +97,7 @@ impl<S: Store + Clone> Table<S> {
             return; // dropping the stream closes it: one connection lost, not the loop
         }
         self.next_serial += 1;
-        let session = self.config.session(self.store.clone());
+        let session = self.config.session(self.store.clone()).taking_turns();
         entry.insert(Conn::new(stream, token, session, self.next_serial, place));
         if self.config.proto == Proto::Chat {
             self.join(token);

@@ -25,7 +25,12 @@
 //! an `async fn` (`--block-us` here, or any `std` call that sleeps) stalls the whole runtime
 //! thread and every task on it, and nothing in the code looks wrong. Production code moves such
 //! work to `spawn_blocking` or a separate pool. CPU-heavy requests (`--work-us`) delay their
-//! neighbours on the same worker until the task reaches an `.await`.
+//! neighbours on the same worker until the task reaches an `.await`. So do many cheap ones:
+//! tokio's cooperative budget makes a task yield after 128 socket operations, but one read can
+//! hold 2,000 pipelined requests, so this task also yields after
+//! [`REQUESTS_PER_TURN`](crate::session::REQUESTS_PER_TURN) requests; without that, 16 clients
+//! pipelining http without reading put a healthy client's p99 at 70 ms
+//! (`scripts/abuse.sh --models async --scenarios slow-reader --protos http`).
 //!
 //! **What production servers do.** Exactly this, mostly on the multi-thread runtime: hyper,
 //! axum, tonic and most Rust network services are tokio tasks per connection.
@@ -114,7 +119,7 @@ async fn serve(
                         refuse(&stream, config.proto); // `--max-conns`: dropping it closes it
                         continue;
                     };
-                    let (stream, session) = (conns.track(stream), config.session(Arc::clone(&store)));
+                    let (stream, session) = (conns.track(stream), config.session(Arc::clone(&store)).taking_turns());
                     match config.proto {
                         Proto::Chat => {
                             let room = Arc::clone(&room);
@@ -203,8 +208,12 @@ async fn serve_connection(
                 return Ok(());
             }
             if !served.more {
-                break; // otherwise the replies reached the output budget: serve the rest
+                break;
             }
+            // The turn's budget is spent (`Session::taking_turns`), with requests left: serve
+            // them after the other tasks have had theirs. tokio's own budget counts reads and
+            // writes, 128 a poll, and one read here can hold 2,000 requests.
+            tokio::task::yield_now().await;
         }
         clock.observe(Instant::now(), Waiting::of(0, input.unserved()), requests > 0);
         if stream.is_draining() {

@@ -62,7 +62,10 @@
 //! (`scripts/abuse.sh --quick --models process-per-connection --scenarios slowloris,idle`) saw a
 //! healthy client's p99 rise from under 1 ms to 4-23 ms while 50 to 100 attackers' children were
 //! forked and then ended by their timeouts; an event loop, or a thread, pays a few microseconds
-//! for the same.
+//! for the same. Busy children crowd it out the same way: 16 clients pipelining http without
+//! reading keep 16 children runnable, and the healthy client's child waits for their time slices
+//! (p99 about 22 ms in `scripts/abuse.sh --models process-per-connection --scenarios slow-reader
+//! --protos http`; `thread-per-connection`'s lesson tells more).
 //!
 //! **Why it refuses `kv` and `chat`.** After `fork`, parent and child have separate copies of
 //! memory: a `SET` in one child is invisible to every other, and a chat line read by one child

@@ -14,7 +14,7 @@ use std::collections::VecDeque;
 use std::net::TcpStream;
 use std::time::Instant;
 
-use crate::conn::nonblocking::{BufferPool, Phase};
+use crate::conn::nonblocking::{BufferPool, Phase, Unserved};
 use crate::proto::chat::MemberId;
 use crate::proto::outbox::Outbox;
 use crate::conn::deadline::{Clock, Waiting};
@@ -45,7 +45,7 @@ pub struct Conn<S> {
     /// Tells this connection apart from a later one in the same slab slot, for the timers.
     pub serial: u64,
     /// Bytes of a request that arrived only in part (no allocation while empty).
-    pub pending_in: Vec<u8>,
+    pub pending_in: Unserved,
     /// What the kernel is sending.
     pub outgoing: Outgoing,
     /// Replies produced while a send was in flight; they go out when it completes.
@@ -85,7 +85,7 @@ impl<S> Conn<S> {
             session,
             phase: Phase::Open,
             serial,
-            pending_in: Vec::new(),
+            pending_in: Unserved::default(),
             outgoing: Outgoing::default(),
             queued: Vec::new(),
             recv_armed: false,
@@ -125,7 +125,7 @@ impl<S> Conn<S> {
     /// Give every buffer back to the pool; the kernel holds none of them (`idle_in_kernel`).
     pub fn release_buffers(&mut self, pool: &mut BufferPool) {
         debug_assert!(self.idle_in_kernel());
-        pool.give(std::mem::take(&mut self.pending_in));
+        self.pending_in.release(pool);
         pool.give(std::mem::take(&mut self.outgoing.buf));
         pool.give(std::mem::take(&mut self.queued));
     }

@@ -379,7 +379,7 @@ impl Loop {
             return Ok(());
         }
         self.next_serial += 1;
-        let session = self.config.session(Rc::clone(&self.store));
+        let session = self.config.session(Rc::clone(&self.store)).taking_turns();
         let key = self.conns.insert(Conn::new(socket, session, self.next_serial));
         if self.config.proto == Proto::Chat {
             self.join(key);
@@ -482,10 +482,7 @@ impl Loop {
         match &mut conn.phase {
             Phase::Open if conn.recv_paused => {
                 // Arrived before the cancellation of a paused receive landed: keep it unserved.
-                if conn.pending_in.capacity() == 0 {
-                    conn.pending_in = self.pool.take();
-                }
-                conn.pending_in.extend_from_slice(data);
+                conn.pending_in.push(data, &mut self.pool);
                 conn.backlog = true;
                 return Ok(());
             }

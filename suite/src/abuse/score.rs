@@ -133,6 +133,18 @@ pub const EXPECTED: &[Expected] = &[
         lesson: "servers/src/models/thread_per_connection.rs",
     },
     Expected {
+        model: "thread-per-connection",
+        scenario: "slow-reader",
+        reason: "a thread per connection: the kernel gives turns, in time slices of milliseconds; 16 threads answering pipelined http requests stay runnable on the server's one CPU, and the probe's thread waits for their slices (an event loop ends a turn every 64 requests)",
+        lesson: "servers/src/models/thread_per_connection.rs",
+    },
+    Expected {
+        model: "process-per-connection",
+        scenario: "slow-reader",
+        reason: "a process per connection: the kernel gives turns, in time slices of milliseconds; 16 children answering pipelined http requests stay runnable on the server's one CPU, and the probe's child waits for their slices",
+        lesson: "servers/src/models/process_per_connection.rs",
+    },
+    Expected {
         model: "process-per-connection",
         scenario: "oversize",
         reason: FORK_PER_ATTACKER,

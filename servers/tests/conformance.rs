@@ -114,6 +114,25 @@ pub fn a_pipeline_longer_than_many_turns_is_answered_whole(model: Model, proto: 
     writing.join().unwrap().unwrap();
 }
 
+/// A pipeline of more than 64 KiB, then end-of-file at once: every reply, then end-of-file.
+/// The end-of-file is reported once, while an event loop still has turns of backlog to serve,
+/// and the turn that reads the last (short) batch of requests must still read on to it.
+pub fn a_long_pipeline_then_end_of_file_gets_every_reply_then_end_of_file(model: Model, proto: Proto) {
+    let server = start(model, proto);
+    let mut client = server.connect();
+    let mut rng = fastrand::Rng::with_seed(11);
+    let mut stream = Vec::new();
+    while stream.len() < 64 * 1024 + 30 * 20 {
+        stream.extend(request(proto, &payload(&mut rng, proto, 16)));
+    }
+    let mut writer = client.try_clone().unwrap();
+    let sent = stream.clone();
+    let writing =
+        thread::spawn(move || writer.write_all(&sent).and_then(|()| writer.shutdown(Direction::Write)));
+    assert_eq!(read_to_clean_eof(&mut client), stream);
+    writing.join().unwrap().unwrap();
+}
+
 /// A client that half-closes after sending still receives every reply, then end-of-file.
 pub fn half_close_still_gets_every_reply(model: Model, proto: Proto) {
     let server = start(model, proto);
@@ -354,6 +373,7 @@ macro_rules! conformance_tests {
             one_byte_per_write,
             fifty_requests_in_one_write,
             a_pipeline_longer_than_many_turns_is_answered_whole,
+            a_long_pipeline_then_end_of_file_gets_every_reply_then_end_of_file,
             half_close_still_gets_every_reply,
             reset_mid_reply_disturbs_no_one,
             oversized_request_is_refused,

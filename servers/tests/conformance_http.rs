@@ -104,6 +104,20 @@ pub fn fifty_requests_in_one_write(model: Model) {
     assert_eq!(read_reply(&mut client, replies.len()).unwrap(), replies);
 }
 
+/// 2,500 pipelined requests (77 KB, ~40 turns of an event loop) then end-of-file at once: every
+/// reply, in order, then end-of-file. The end-of-file is reported while turns of backlog are
+/// still to come, and the turn that reads the last short batch must still read on to it.
+pub fn a_long_pipeline_then_end_of_file_gets_every_reply(model: Model) {
+    let server = start(model);
+    let mut client = server.connect();
+    let requests = GET.repeat(2500);
+    let mut writer = client.try_clone().unwrap();
+    let writing =
+        thread::spawn(move || writer.write_all(&requests).and_then(|()| writer.shutdown(Direction::Write)));
+    assert_eq!(read_to_clean_eof(&mut client), HELLO.repeat(2500));
+    writing.join().unwrap().unwrap();
+}
+
 /// A client that half-closes after sending still receives every reply, then end-of-file.
 pub fn half_close_still_gets_every_reply(model: Model) {
     let server = start(model);
@@ -409,6 +423,7 @@ macro_rules! http_conformance_tests {
                 many_clients_random_requests,
                 one_byte_per_write,
                 fifty_requests_in_one_write,
+                a_long_pipeline_then_end_of_file_gets_every_reply,
                 half_close_still_gets_every_reply,
                 reset_mid_reply_disturbs_no_one,
                 oversized_requests_are_refused,

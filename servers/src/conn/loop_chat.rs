@@ -113,7 +113,9 @@ impl<S: Store + Clone> Table<S> {
         if let Some(conn) = self.conns.get_mut(token.0).filter(|_| writable) {
             next = write_outbox(conn, &self.registry);
         }
-        if readable && matches!(next, Ok(Next::Keep)) {
+        // A member queued for its next turn reads then (see `Table::on_event`).
+        let queued = self.conns.get(token.0).is_some_and(|c| c.queued);
+        if readable && !queued && matches!(next, Ok(Next::Keep)) {
             next = self.member_readable(token, to_end);
         }
         self.apply(token, next);
@@ -142,6 +144,7 @@ impl<S: Store + Clone> Table<S> {
             // The same decoding as echo: `io.out` gets this member's lines as the others see them.
             conn.consume(n, &mut self.io);
             let too_long = conn.phase == Phase::Failing;
+            let to_end = to_end || conn.peer_closed();
             if !self.io.out.is_empty() {
                 let said = std::mem::take(&mut self.io.out);
                 self.route(token.0, &said, true);

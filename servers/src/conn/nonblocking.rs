@@ -66,7 +66,8 @@ pub const READS_PER_TURN: usize = 16;
 
 /// Buffers shared by every connection of one loop, because only one is being served at a time.
 pub struct SharedIo {
-    /// Every read lands here first; only the unfinished tail of a request is copied out.
+    /// Every read lands here first; only what a turn leaves unserved (the unfinished tail of
+    /// a request, or requests past the turn's budget) is copied out.
     pub read_buf: Vec<u8>,
     /// Replies produced by one read, written straight away.
     pub out: Vec<u8>,
@@ -149,9 +150,16 @@ pub struct Conn<S> {
     write_interest: bool,
     /// Reading stopped because `pending_out` passed the session's `max_output`.
     read_paused: bool,
-    /// A turn stopped at the output budget ([`crate::session::DEFAULT_MAX_OUTPUT`]): `pending_in`
-    /// may hold complete requests, to be answered before anything more is read.
+    /// A turn stopped at its budget (of replies, [`crate::session::DEFAULT_MAX_OUTPUT`], or of
+    /// requests, [`crate::session::REQUESTS_PER_TURN`]): `pending_in` may hold complete
+    /// requests, to be answered before anything more is read.
     backlog: bool,
+    /// The peer's end-of-file (or an error) was reported: every turn from now on reads until
+    /// the socket says so, since no event will report it again.
+    peer_closed: bool,
+    /// Waiting in its table's queue for its next turn (see `Table::take_turns`): readiness
+    /// events do not read for it meanwhile, or each would be an extra turn.
+    pub queued: bool,
     /// Tells this connection apart from a later one that reuses its slab slot (and token).
     pub serial: u64,
     /// `chat` only: this connection as a member of the room (boxed: echo pays one pointer).
@@ -183,6 +191,8 @@ impl<S: Store> Conn<S> {
             write_interest: false,
             read_paused: false,
             backlog: false,
+            peer_closed: false,
+            queued: false,
             serial,
             member: None,
             clock: Clock::start(Instant::now()),
@@ -214,8 +224,20 @@ impl<S: Store> Conn<S> {
         self.member
     }
 
-    /// Read what the kernel has, answer every complete request, write the replies.
+    /// The peer closed its side, or the socket failed: read to the end on every turn from now.
+    pub fn saw_end(&mut self) {
+        self.peer_closed = true;
+    }
+
+    /// Whether [`saw_end`](Self::saw_end) was called.
+    pub fn peer_closed(&self) -> bool {
+        self.peer_closed
+    }
+
+    /// Read what the kernel has, answer every complete request, write the replies. With
+    /// `to_end`, read until the socket says `WouldBlock` even after a short read.
     pub fn on_readable(&mut self, io: &mut SharedIo, registry: &Registry, to_end: bool) -> io::Result<Next> {
+        let to_end = to_end || self.peer_closed;
         for _ in 0..READS_PER_TURN {
             match self.phase {
                 Phase::Open => {}

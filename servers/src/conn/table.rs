@@ -41,7 +41,8 @@ pub struct Table<S> {
     /// Closing connections waiting for the peer to acknowledge their last replies, with the
     /// moment they are closed regardless (see `crate::net::wait_until_delivered`).
     delivering: Vec<(Instant, Token, u64)>,
-    /// Connections that used up their turn and may have more to read.
+    /// Connections that used up their turn (its reads, or its budget of requests with a
+    /// backlog left) and may have more to serve; each at most once (`Conn::queued`).
     read_later: Vec<(Token, u64)>,
     /// `chat` only: the room is this table (see [`super::loop_chat`]).
     pub(super) chat: LoopRoom,
@@ -110,8 +111,12 @@ impl<S: Store + Clone> Table<S> {
             return; // an event for a connection closed earlier in this batch
         };
         let readable = event.is_readable() || event.is_read_closed() || event.is_error();
-        // A peer that closed (or failed) will send nothing more: read to the end.
+        // A peer that closed (or failed) will send nothing more: read to the end, on this turn
+        // and on every later one (the event comes once).
         let to_end = event.is_read_closed() || event.is_error();
+        if to_end {
+            conn.saw_end();
+        }
         if conn.member.is_some() {
             return self.on_member_event(token, event.is_writable(), readable, to_end);
         }
@@ -119,7 +124,8 @@ impl<S: Store + Clone> Table<S> {
         if event.is_writable() {
             next = conn.on_writable(&mut self.io, &self.registry);
         }
-        if readable && matches!(next, Ok(Next::Keep)) {
+        // A connection queued for its next turn reads then: reading now would give it two.
+        if readable && !conn.queued && matches!(next, Ok(Next::Keep)) {
             next = conn.on_readable(&mut self.io, &self.registry, to_end);
         }
         self.apply(token, next);
@@ -213,7 +219,8 @@ impl<S: Store + Clone> Table<S> {
                 }
             }
             Ok(Next::ReadLater) => {
-                if let Some(conn) = self.conns.get(token.0) {
+                if let Some(conn) = self.conns.get_mut(token.0).filter(|c| !c.queued) {
+                    conn.queued = true;
                     self.read_later.push((token, conn.serial));
                 }
             }
@@ -235,7 +242,8 @@ impl<S: Store + Clone> Table<S> {
     /// the order they queued.
     pub fn take_turns(&mut self) {
         for (token, serial) in std::mem::take(&mut self.read_later) {
-            if self.conns.get(token.0).is_some_and(|c| c.serial == serial) {
+            if let Some(conn) = self.conns.get_mut(token.0).filter(|c| c.serial == serial) {
+                conn.queued = false;
                 self.read(token, false);
             }
         }

@@ -81,9 +81,10 @@ pub const DEFAULT_MAX_OUTPUT: usize = 256 * 1024;
 ///
 /// One thread serves every connection of a loop, so the time a connection's turn takes is time
 /// every other client waits. A client that pipelines hands the loop a whole read of requests at
-/// once, 64 KiB or about 2,000 http requests, and 16 reads a turn made that 30,000: the abuse
-/// suite's slow-reader (16 such clients) measured a healthy probe's p99 at 70-140 ms in the
-/// reactor, async and executor against 2 ms. At 64 requests a turn is tens of microseconds, and
+/// once (the reactor's and the executor's 64 KiB: about 2,000 http requests), and 16 reads a
+/// turn made that over 30,000: the abuse suite's slow-reader (16 such clients) measured a
+/// healthy probe's p99 at 70-140 ms in the reactor, async and executor, where the suite allows
+/// 2 ms. At 64 requests a turn is tens of microseconds, and
 /// a client that sends one request at a time never meets the limit. tokio's cooperative budget
 /// (128 operations a task poll) and Envoy's `max_requests_per_io_cycle` are the same idea.
 /// Threads need no such count: the kernel's scheduler takes the CPU back from a busy one.
@@ -104,7 +105,6 @@ pub struct Session<S> {
     store: S,
     max_output: usize,
     /// An event loop's session: one `serve` answers at most [`REQUESTS_PER_TURN`] requests.
-    /// (A flag, not a count: idle connections pay for every byte of a session.)
     taking_turns: bool,
 }
 

@@ -279,7 +279,8 @@ impl Drop for Open {
 /// Buffers shared by every task of the thread: a task borrows them only between two `.await`s,
 /// which [`with_scratch`] enforces (a closure cannot `.await`), so an idle task holds none.
 struct Scratch {
-    /// Every read lands here first; only the unfinished tail of a request is copied out.
+    /// Every read lands here first; only what a turn leaves unserved (the unfinished tail of
+    /// a request, or requests past the turn's budget) is copied out.
     input: Vec<u8>,
     /// Replies to one read, written straight away.
     output: Vec<u8>,
@@ -683,8 +684,8 @@ mod tests {
         assert!(watched.is_some(), "the default timeouts are on");
         let task = serve_connection(stream, config.session(config.local_store()), conns.open(), watched);
         let size = std::mem::size_of_val(&task);
-        // 256 until the unserved input kept an offset (`Unserved`), so that a backlog is not
-        // copied down after every turn.
+        // 256 until the connection's state grew by a word (the offset of `Unserved`, so that a
+        // backlog is not copied down after every turn, and the session's turn flag).
         assert!(size <= 264, "an echo connection's future takes {size} bytes");
     }
 }

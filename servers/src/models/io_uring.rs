@@ -18,7 +18,9 @@
 //! three system calls for a request that arrives alone. Here one `io_uring_enter` submits every
 //! operation the last turn queued *and* waits for the next completions, and a connection's
 //! receive stays armed from one request to the next (multishot), submitted again only after
-//! back-pressure paused it or the buffers ran out. `scripts/check-targets.sh --only 8`
+//! back-pressure paused it, a turn ended at its budget of requests
+//! ([`REQUESTS_PER_TURN`](crate::session::REQUESTS_PER_TURN): a client with more than 64 in
+//! flight), or the buffers ran out. `scripts/check-targets.sh --only 8`
 //! counts them with the kernel's tracepoints at 60,000 requests/s over 50 connections: the
 //! reactor made 2.9 system calls per request (0.95 `epoll_wait`, 0.99 `recvfrom`, 0.99
 //! `sendto`), this loop 0.9 to 1.3, all of them `io_uring_enter`.

@@ -44,7 +44,8 @@ pub struct Conn<S> {
     pub phase: Phase,
     /// Tells this connection apart from a later one in the same slab slot, for the timers.
     pub serial: u64,
-    /// Bytes of a request that arrived only in part (no allocation while empty).
+    /// Bytes of a request that arrived only in part, or requests a turn left unanswered (no
+    /// allocation while empty).
     pub pending_in: Unserved,
     /// What the kernel is sending.
     pub outgoing: Outgoing,
@@ -52,8 +53,8 @@ pub struct Conn<S> {
     pub queued: Vec<u8>,
     /// A `Recv` is in flight: the kernel will pick a buffer from the ring when bytes arrive.
     pub recv_armed: bool,
-    /// Receiving stopped: output passed the high-water mark, or a turn stopped at the output
-    /// budget with requests left in `pending_in` (`backlog`).
+    /// Receiving stopped: output passed the high-water mark, or a turn stopped at its budget
+    /// (of replies, or of requests) with requests left in `pending_in` (`backlog`).
     pub recv_paused: bool,
     /// `pending_in` may hold complete requests not yet answered (see `Served::more`).
     pub backlog: bool,

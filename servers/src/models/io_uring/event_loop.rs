@@ -521,15 +521,18 @@ impl Loop {
             return self.after_output(key);
         }
         if conn.backlog || conn.unsent_len() >= conn.session.max_output() {
-            // Back-pressure: nothing more is received, and what was received but not served
-            // waits, until the peer has taken its replies (`on_send` resumes).
+            // Back-pressure, or the end of this connection's turn: nothing more is received,
+            // and what was received but not served waits until the replies so far are sent
+            // (`on_send` resumes). A turn that ends at its budget has made replies (every
+            // request of these protocols gets one; chat has no budget), so a send is coming.
+            debug_assert!(conn.outgoing.armed || conn.unsent_len() > 0 || !conn.backlog);
             self.pause_recv(key);
             return Ok(());
         }
         self.arm_recv(key)
     }
 
-    /// Serve the requests a turn left unanswered at the output budget.
+    /// Serve the requests a turn left unanswered at its budget.
     fn serve_backlog(&mut self, key: usize) -> io::Result<()> {
         let Some(conn) = self.conns.get_mut(key) else { return Ok(()) };
         let served = serve_input(&mut conn.session, &mut conn.pending_in, &[], &mut self.out, &mut self.pool);

@@ -80,7 +80,7 @@ fn cell(model: &str, sc: &Scenario, proto: Proto, args: Vec<String>) -> Cell {
         broken: None,
         verdict: Verdict { kind: Kind::Fail, missed: vec![] },
         stderr_tail: None,
-        first_attempt: None,
+        earlier_attempts: Vec::new(),
     }
 }
 

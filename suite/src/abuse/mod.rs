@@ -144,10 +144,11 @@ pub struct Cell {
     pub verdict: Verdict,
     /// The end of the server's stderr, for failed cells only.
     pub stderr_tail: Option<String>,
-    /// When the first attempt missed only the probe's p99 and the cell was run again: what
-    /// the first attempt missed (the figures are the second attempt's).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub first_attempt: Option<Vec<String>>,
+    /// When an attempt missed only the probe's p99 and the cell was run again (up to
+    /// [`score::ATTEMPTS`] in all): what each earlier attempt missed, in order (the figures
+    /// are the last attempt's).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub earlier_attempts: Vec<Vec<String>>,
 }
 
 /// What one cell measured.

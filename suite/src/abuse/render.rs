@@ -143,8 +143,11 @@ was served within {r} s of the attack's end; nothing acknowledged was lost or co
     let _ = writeln!(o, "- **FAIL**: missed a criterion with no such lesson, or could not be measured.");
     let _ = writeln!(
         o,
-        "- A cell whose only miss is the probe's p99 runs a second time and the second attempt decides (a busy \
-moment of the machine looks the same as a server slowed by the attack); its notes give what the first attempt missed."
+        "- A cell whose only miss is the probe's p99 runs again, up to {} attempts in all, and the first attempt \
+that passes, or the last, decides: a busy moment of the machine (another guest's turn on the host: this VM's \
+`steal` time) looks the same as a server slowed by the attack, but only a real effect repeats. Its notes give what \
+each earlier attempt missed.",
+        score::ATTEMPTS
     );
     let _ = writeln!(
         o,
@@ -190,9 +193,14 @@ the attack, % of one CPU; *p99* probe p99 ms, baseline → during; *recovery* se
             };
             let mut notes =
                 if let Some(d) = &c.declined { d.reason.clone() } else { c.verdict.missed.join("; ") };
-            if let Some(first) = &c.first_attempt {
+            if !c.earlier_attempts.is_empty() {
                 let sep = if notes.is_empty() { "" } else { "; " };
-                notes = format!("{notes}{sep}second attempt (the first: {})", first.join("; "));
+                let earlier: Vec<String> = c.earlier_attempts.iter().map(|m| m.join(", ")).collect();
+                notes = format!(
+                    "{notes}{sep}attempt {} (before: {})",
+                    c.earlier_attempts.len() + 1,
+                    earlier.join("; ")
+                );
             }
             let _ = writeln!(
                 o,
@@ -326,7 +334,7 @@ pub(crate) mod tests {
             broken: None,
             verdict: Verdict { kind, missed },
             stderr_tail: (kind == Kind::Fail).then(|| "boom | `x`".into()),
-            first_attempt: None,
+            earlier_attempts: Vec::new(),
         };
         AbuseRun {
             schema: crate::abuse::SCHEMA,

@@ -248,6 +248,7 @@ impl<S: Store> Conn<S> {
                 self.read_paused = true;
                 return Ok(Next::Keep);
             }
+            self.read_paused = false;
             // Requests read earlier and not yet answered come first; no event would announce
             // them, since their bytes are no longer in the kernel.
             let from_backlog = self.backlog;

@@ -371,7 +371,13 @@ pub(crate) mod tests {
             missing_flags: vec![],
             cells: vec![
                 mk("blocking", Kind::Expected, vec!["new client served 3.00 s after".into()]),
-                mk("reactor", Kind::Fail, vec!["probe p99 9.00 ms over 2.00 ms".into()]),
+                Cell {
+                    earlier_attempts: vec![
+                        vec!["probe p99 8.00 ms over 2.00 ms".into()],
+                        vec!["probe p99 7.00 ms over 2.00 ms".into()],
+                    ],
+                    ..mk("reactor", Kind::Fail, vec!["probe p99 9.00 ms over 2.00 ms".into()])
+                },
             ],
         }
     }
@@ -390,6 +396,12 @@ pub(crate) mod tests {
             "{text}"
         );
         assert!(text.contains("1 expected, 1 fail"));
+        assert!(
+            text.contains(
+                "attempt 3 (before: probe p99 8.00 ms over 2.00 ms; probe p99 7.00 ms over 2.00 ms)"
+            ),
+            "every earlier attempt is in the notes: {text}"
+        );
     }
 
     #[test]

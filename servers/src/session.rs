@@ -83,8 +83,8 @@ pub const DEFAULT_MAX_OUTPUT: usize = 256 * 1024;
 /// every other client waits. A client that pipelines hands the loop a whole read of requests at
 /// once (the reactor's and the executor's 64 KiB: about 2,000 http requests), and 16 reads a
 /// turn made that over 30,000: the abuse suite's slow-reader (16 such clients) measured a
-/// healthy probe's p99 at 70-140 ms in the reactor, async and executor, where the suite allows
-/// 2 ms. At 64 requests a turn is tens of microseconds, and
+/// healthy probe's p99 at 70-140 ms in the reactor, async and executor at b1e6061, where the
+/// suite allows 2 ms. At 64 requests a turn is tens of microseconds, and
 /// a client that sends one request at a time never meets the limit. tokio's cooperative budget
 /// (128 operations a task poll) and Envoy's `max_requests_per_io_cycle` are the same idea.
 /// Threads need no such count: the kernel's scheduler takes the CPU back from a busy one.
@@ -92,8 +92,9 @@ pub const DEFAULT_MAX_OUTPUT: usize = 256 * 1024;
 /// The price is a write, and a turn of the loop, every 64 requests for a client that keeps more
 /// than 64 in flight: `loadgen run --proto http --conns 4 --depth 256` against the reactor made
 /// 0.74-0.83× the requests per second of turns bounded only by reads (at `--depth 32`, no
-/// difference). 128 cost 0.90-0.98×, but left the slow-reader probe at 2.2 ms against 1.3 ms:
-/// less room under the suite's limit on a noisy machine.
+/// difference), alternating with a build of b1e6061, from before the budget. 128 (this constant
+/// edited) cost 0.90-0.98×, but left the slow-reader probe at 2.2 ms against 1.3 ms: less room
+/// under the suite's limit on a noisy machine.
 pub const REQUESTS_PER_TURN: usize = 64;
 
 /// One connection's protocol state plus the knobs, and the handle on whatever state the
@@ -104,8 +105,8 @@ pub struct Session<S> {
     knobs: Knobs,
     store: S,
     max_output: usize,
-    /// An event loop's session: one `serve` answers at most [`REQUESTS_PER_TURN`] requests.
-    taking_turns: bool,
+    /// Requests one `serve` answers at most: [`REQUESTS_PER_TURN`] in an event loop.
+    max_requests: usize,
 }
 
 impl<S: Store> Session<S> {
@@ -116,14 +117,14 @@ impl<S: Store> Session<S> {
             knobs,
             store,
             max_output: DEFAULT_MAX_OUTPUT,
-            taking_turns: false,
+            max_requests: usize::MAX,
         }
     }
 
     /// For an event loop: `serve` also stops after [`REQUESTS_PER_TURN`] requests, so that one
     /// pipelining client cannot hold the thread every other client is waiting for.
     pub fn taking_turns(mut self) -> Session<S> {
-        self.taking_turns = true;
+        self.max_requests = REQUESTS_PER_TURN;
         self
     }
 
@@ -152,8 +153,7 @@ impl<S: Store> Session<S> {
         // `--chat-queue` (and a line's prefix at most triples a read), not to its own socket.
         let (budget, max_requests) = match self.codec {
             Codec::Chat(_) => (usize::MAX, usize::MAX),
-            _ if self.taking_turns => (self.max_output, REQUESTS_PER_TURN),
-            _ => (self.max_output, usize::MAX),
+            _ => (self.max_output, self.max_requests),
         };
         loop {
             let spent = out.len() - start >= budget || served.requests >= max_requests;

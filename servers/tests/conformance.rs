@@ -106,10 +106,7 @@ pub fn a_pipeline_longer_than_many_turns_is_answered_whole(model: Model, proto: 
     let mut client = server.connect();
     let stream = some_requests(proto, 8_000);
     assert!(stream.len() > 128 * 1024);
-    let mut writer = client.try_clone().unwrap();
-    let sent = stream.clone();
-    // Written from a thread of its own: the replies fill our receive buffer meanwhile.
-    let writing = thread::spawn(move || writer.write_all(&sent));
+    let writing = write_from_a_thread(&client, stream.clone(), false);
     assert_eq!(read_reply(&mut client, stream.len()).unwrap(), stream);
     writing.join().unwrap().unwrap();
 }
@@ -125,10 +122,7 @@ pub fn a_long_pipeline_then_end_of_file_gets_every_reply_then_end_of_file(model:
     while stream.len() < 64 * 1024 + 30 * 20 {
         stream.extend(request(proto, &payload(&mut rng, proto, 16)));
     }
-    let mut writer = client.try_clone().unwrap();
-    let sent = stream.clone();
-    let writing =
-        thread::spawn(move || writer.write_all(&sent).and_then(|()| writer.shutdown(Direction::Write)));
+    let writing = write_from_a_thread(&client, stream.clone(), true);
     assert_eq!(read_to_clean_eof(&mut client), stream);
     writing.join().unwrap().unwrap();
 }

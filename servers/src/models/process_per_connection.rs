@@ -64,7 +64,7 @@
 //! forked and then ended by their timeouts; an event loop, or a thread, pays a few microseconds
 //! for the same. Busy children crowd it out the same way: 16 clients pipelining http without
 //! reading keep 16 children runnable, and the healthy client's child waits for their time slices
-//! (p99 about 22 ms in `scripts/abuse.sh --models process-per-connection --scenarios slow-reader
+//! (p99 22–35 ms in `scripts/abuse.sh --models process-per-connection --scenarios slow-reader
 //! --protos http`; `thread-per-connection`'s lesson tells more).
 //!
 //! **Why it refuses `kv` and `chat`.** After `fork`, parent and child have separate copies of

@@ -47,7 +47,7 @@
 //! but the loop's own rule ends that connection's turn: the kernel cannot take the CPU back
 //! for anyone else, since everyone else *is* this thread. With 16 reads a turn as the only cap,
 //! 16 clients pipelining http without reading their replies put a healthy client's p99 at
-//! 100-140 ms; a turn now also ends after
+//! 100-140 ms (at b1e6061); a turn now also ends after
 //! [`REQUESTS_PER_TURN`](crate::session::REQUESTS_PER_TURN) (64) requests, and the same probe
 //! stays under 2 ms (`scripts/abuse.sh --models reactor --scenarios slow-reader --protos http`).
 //!

@@ -28,7 +28,7 @@
 //! And turns are the kernel's to give, in time slices of milliseconds, not the server's. 16
 //! clients that pipeline http requests without reading keep 16 threads answering them; those
 //! threads stay runnable, and a healthy client's thread, woken by its request, waits for their
-//! slices (`perf sched latency` shows the wait): probe p99 19–43 ms in
+//! slices (`perf sched latency` shows the wait): probe p99 19–50 ms in
 //! `scripts/abuse.sh --models thread-per-connection --scenarios slow-reader --protos http`. An
 //! event loop ends a connection's turn every
 //! [`REQUESTS_PER_TURN`](crate::session::REQUESTS_PER_TURN) requests and keeps the same probe

@@ -141,6 +141,21 @@ pub fn log_uniform_size(rng: &mut fastrand::Rng, max: usize) -> usize {
 }
 
 /// Read exactly `len` bytes, or fail with the reason.
+/// Write `bytes` to `stream` from a thread of its own, then half-close if `then_end`, so that
+/// the caller reads the replies meanwhile (a pipeline longer than the socket buffers would
+/// otherwise block both sides).
+pub fn write_from_a_thread(
+    stream: &TcpStream,
+    bytes: Vec<u8>,
+    then_end: bool,
+) -> thread::JoinHandle<io::Result<()>> {
+    let mut writer = stream.try_clone().expect("clone the client socket");
+    thread::spawn(move || {
+        writer.write_all(&bytes)?;
+        if then_end { writer.shutdown(std::net::Shutdown::Write) } else { Ok(()) }
+    })
+}
+
 pub fn read_reply(stream: &mut TcpStream, len: usize) -> io::Result<Vec<u8>> {
     let mut reply = vec![0; len];
     stream.read_exact(&mut reply)?;

@@ -313,9 +313,11 @@ pub fn probe_from_report(doc: &serde_json::Value) -> Probe {
         .pointer("/percentiles/corrected")
         .filter(|v| !v.is_null())
         .or_else(|| doc.pointer("/percentiles/service_time").filter(|v| !v.is_null()));
-    let p99_ms = pct.and_then(|p| p.get("p99")).and_then(|v| v.as_f64()).map(|ns| ns / 1e6);
     let counts = doc.get("counts").and_then(|c| c.as_object());
     let replies = counts.and_then(|c| c.get("requests")).and_then(|v| v.as_u64()).unwrap_or(0);
+    // An empty histogram reports a p99 of 0: with no replies there is no p99 to show.
+    let p99_ms =
+        pct.and_then(|p| p.get("p99")).and_then(|v| v.as_f64()).filter(|_| replies > 0).map(|ns| ns / 1e6);
     let count = |k: &str| counts.and_then(|c| c.get(k)).and_then(|v| v.as_u64()).unwrap_or(0);
     let unsent = count("unsent");
     let mut errors: Vec<String> = counts
@@ -542,5 +544,11 @@ mod tests {
         let p = probe_from_report(&bad);
         assert_eq!(p.p99_ms, Some(1.0));
         assert_eq!(p.error.as_deref(), Some("timeouts 1, unsent 40 (no reply in 2s)"));
+        // No replies: loadgen's empty histogram says p99 0, which is no p99 at all.
+        let none = serde_json::json!({
+            "counts": {"requests": 0, "timeouts": 1, "unsent": 499},
+            "percentiles": {"corrected": {"p99": 0}},
+        });
+        assert_eq!(probe_from_report(&none).p99_ms, None);
     }
 }

@@ -1,6 +1,6 @@
 //! # The abuse suite: every model, every attack, scored
 //!
-//! `suite abuse` starts each model the server lists (`server --list-models`) once per scenario
+//! `abuse run` starts each model the server lists (`server --list-models`) once per scenario
 //! and protocol, measures a healthy probe client (loadgen, open loop) just before the attack as
 //! its baseline, attacks the server while the probe runs again, and then measures how long a
 //! new client waits to be served. Every figure goes to `abuse.json`; [`score`] turns the
@@ -43,7 +43,7 @@ pub struct AbuseRun {
     pub started_unix: u64,
     /// Wall seconds the run took.
     pub seconds: f64,
-    /// The suite's arguments after `suite abuse`.
+    /// The suite's arguments after `abuse run`.
     pub args: Vec<String>,
     /// `--quick`.
     pub quick: bool,

@@ -14,7 +14,7 @@ use super::wire::Proto;
 use super::{AbuseRun, Cell, Kind, ScenarioDoc, Settings, render, score};
 use crate::{affinity, cpus, machine, models};
 
-/// What `suite abuse` was asked.
+/// What `abuse run` was asked.
 pub struct Options {
     /// Shorter, smaller, fewer protocols.
     pub quick: bool,
@@ -149,11 +149,18 @@ pub fn run(opts: &Options) -> anyhow::Result<(PathBuf, bool)> {
     }
     let allowed = affinity::allowed();
     let asked = opts.cpus.as_ref().map(|(a, b)| (a, b));
-    let pinning =
-        cpus::choose(allowed.as_deref().map_err(String::as_str), asked).map_err(anyhow::Error::msg)?;
-    pin_self(&pinning.loadgen).context("pinning the suite to the attack CPUs")?;
+    // `cpus::choose` serves the bench suite too, whose flag is `--loadgen-cpus`.
+    let mut pinning = cpus::choose(allowed.as_deref().map_err(String::as_str), asked)
+        .map_err(|e| anyhow::Error::msg(e.replace("--loadgen-cpus", "--attack-cpus")))?;
     let repo = std::env::current_dir()?;
+    // Before pinning: pinned, this process would count only the attack CPUs as the machine's.
     let machine = machine::describe(&repo);
+    pin_self(&pinning.loadgen).context("pinning the suite to the attack CPUs")?;
+    if !pinning.loadgen.is_empty() {
+        pinning.note =
+            "sched_setaffinity: the server before exec; this program, its attack threads and its probe at start"
+                .to_owned();
+    }
     let out = match &opts.out {
         Some(o) => o.clone(),
         None => repo.join("results").join(format!("abuse-{}", machine::run_id(started_unix, &machine))),

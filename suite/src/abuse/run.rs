@@ -156,11 +156,13 @@ pub fn run(opts: &Options) -> anyhow::Result<(PathBuf, bool)> {
     // Before pinning: pinned, this process would count only the attack CPUs as the machine's.
     let machine = machine::describe(&repo);
     pin_self(&pinning.loadgen).context("pinning the suite to the attack CPUs")?;
-    if !pinning.loadgen.is_empty() {
-        pinning.note =
-            "sched_setaffinity: the server before exec; this program, its attack threads and its probe at start"
-                .to_owned();
-    }
+    pinning.note = if pinning.loadgen.is_empty() {
+        pinning.note.replace("--loadgen-cpus", "--attack-cpus")
+    } else {
+        "sched_setaffinity: the server and the probe before exec; this program and its attack threads \
+         before the first cell"
+            .to_owned()
+    };
     let out = match &opts.out {
         Some(o) => o.clone(),
         None => repo.join("results").join(format!("abuse-{}", machine::run_id(started_unix, &machine))),

@@ -24,7 +24,7 @@ Exit status 1 when any cell is a fail, 2 when the run itself could not be made.
 Common uses:
   scripts/abuse.sh                      every scenario, every model, full sizes (about 25 minutes)
   scripts/abuse.sh --quick              fewer connections, 1 s windows, one protocol for most
-                                        scenarios (a few minutes); what CI runs
+                                        scenarios (about 7 minutes); what CI runs
   scripts/abuse.sh --quick --models reactor --scenarios slowloris,idle
                                         one model, two scenarios
 

@@ -95,10 +95,13 @@ pub struct Choice {
 
 /// Chooses the CPUs. `allowed` is the CPUs this process may use, or why they are unknown (no
 /// `sched_getaffinity`: then only the unpinned default is possible). `asked` is the
-/// `--server-cpus` and `--loadgen-cpus` pair, if given (both or neither).
+/// `--server-cpus` and `--loadgen-cpus` pair, if given (both or neither); `loadgen_flag` is
+/// what the caller's command calls the second (the abuse suite's is `--attack-cpus`), for the
+/// messages.
 pub fn choose(
     allowed: Result<&[usize], &str>,
     asked: Option<(&CpuList, &CpuList)>,
+    loadgen_flag: &str,
 ) -> Result<Choice, String> {
     let Some((server, loadgen)) = asked else {
         return Ok(match allowed {
@@ -112,7 +115,7 @@ pub fn choose(
                 loadgen: vec![],
                 note: format!(
                     "not pinned: this process may use CPU(s) {}, and the default needs both 0 and 1 \
-                     (pass --server-cpus and --loadgen-cpus)",
+                     (pass --server-cpus and {loadgen_flag})",
                     format(a)
                 ),
             },
@@ -120,8 +123,8 @@ pub fn choose(
         });
     };
     let allowed =
-        allowed.map_err(|why| format!("--server-cpus and --loadgen-cpus cannot be honoured: {why}"))?;
-    for (flag, list) in [("--server-cpus", server), ("--loadgen-cpus", loadgen)] {
+        allowed.map_err(|why| format!("--server-cpus and {loadgen_flag} cannot be honoured: {why}"))?;
+    for (flag, list) in [("--server-cpus", server), (loadgen_flag, loadgen)] {
         if let Some(cpu) = list.cpus().iter().find(|c| !allowed.contains(c)) {
             return Err(format!(
                 "{flag} {list}: CPU {cpu} is not one this process may use (it may use {})",
@@ -131,16 +134,17 @@ pub fn choose(
     }
     if let Some(cpu) = server.cpus().iter().find(|c| loadgen.cpus().contains(c)) {
         return Err(format!(
-            "--server-cpus {server} and --loadgen-cpus {loadgen} share CPU {cpu}: the server and \
+            "--server-cpus {server} and {loadgen_flag} {loadgen} share CPU {cpu}: the server and \
              loadgen must not compete for a CPU, or each measures the other"
         ));
     }
     Ok(Choice {
         server: server.cpus().to_vec(),
         loadgen: loadgen.cpus().to_vec(),
-        note: "sched_setaffinity before exec, as given by --server-cpus and --loadgen-cpus (the suite \
-               itself is not pinned)"
-            .to_owned(),
+        note: format!(
+            "sched_setaffinity before exec, as given by --server-cpus and {loadgen_flag} (the suite \
+             itself is not pinned)"
+        ),
     })
 }
 
@@ -193,11 +197,11 @@ mod tests {
 
     #[test]
     fn the_default_is_cpu_0_and_1_when_both_are_allowed() {
-        let c = choose(Ok(&[0, 1, 2, 3]), None).unwrap();
+        let c = choose(Ok(&[0, 1, 2, 3]), None, "--loadgen-cpus").unwrap();
         assert_eq!((c.server, c.loadgen), (vec![0], vec![1]));
-        let one = choose(Ok(&[0]), None).unwrap();
+        let one = choose(Ok(&[0]), None, "--loadgen-cpus").unwrap();
         assert!(one.server.is_empty() && one.note.starts_with("not pinned"), "{one:?}");
-        let unknown = choose(Err("no sched_setaffinity here"), None).unwrap();
+        let unknown = choose(Err("no sched_setaffinity here"), None, "--loadgen-cpus").unwrap();
         assert!(unknown.note.contains("no sched_setaffinity here"));
     }
 
@@ -205,13 +209,14 @@ mod tests {
     fn given_lists_must_be_allowed_and_disjoint() {
         let allowed: Vec<usize> = (0..16).collect();
         let (s, l) = (list("0-7"), list("8-15"));
-        let c = choose(Ok(&allowed), Some((&s, &l))).unwrap();
+        let c = choose(Ok(&allowed), Some((&s, &l)), "--loadgen-cpus").unwrap();
         assert_eq!((c.server.len(), c.loadgen[0]), (8, 8));
-        let out = choose(Ok(&[0, 1]), Some((&s, &l))).unwrap_err();
+        let out = choose(Ok(&[0, 1]), Some((&s, &l)), "--loadgen-cpus").unwrap_err();
         assert!(out.contains("CPU 2 is not one this process may use (it may use 0-1)"), "{out}");
-        let overlap = choose(Ok(&allowed), Some((&list("0-4"), &list("4-5")))).unwrap_err();
-        assert!(overlap.contains("share CPU 4"), "{overlap}");
-        let nowhere = choose(Err("Linux only"), Some((&s, &l))).unwrap_err();
+        // Messages name the second list as the caller's command spells it.
+        let overlap = choose(Ok(&allowed), Some((&list("0-4"), &list("4-5"))), "--attack-cpus").unwrap_err();
+        assert!(overlap.contains("and --attack-cpus 4-5 share CPU 4"), "{overlap}");
+        let nowhere = choose(Err("Linux only"), Some((&s, &l)), "--loadgen-cpus").unwrap_err();
         assert!(nowhere.contains("Linux only"), "{nowhere}");
     }
 

@@ -153,8 +153,8 @@ fn prepare(args: &RunArgs) -> anyhow::Result<Prepared> {
     let listed = models::ask(&server_bin)?;
     let allowed = suite::affinity::allowed();
     let asked = args.server_cpus.as_ref().zip(args.loadgen_cpus.as_ref());
-    let pinning =
-        cpus::choose(allowed.as_deref().map_err(String::as_str), asked).map_err(anyhow::Error::msg)?;
+    let pinning = cpus::choose(allowed.as_deref().map_err(String::as_str), asked, "--loadgen-cpus")
+        .map_err(anyhow::Error::msg)?;
     let ov = Overrides {
         quick: args.quick,
         repeat: args.repeat,

@@ -140,7 +140,6 @@ pub fn log_uniform_size(rng: &mut fastrand::Rng, max: usize) -> usize {
     (exp.exp() as usize).clamp(1, max)
 }
 
-/// Read exactly `len` bytes, or fail with the reason.
 /// Write `bytes` to `stream` from a thread of its own, then half-close if `then_end`, so that
 /// the caller reads the replies meanwhile (a pipeline longer than the socket buffers would
 /// otherwise block both sides).
@@ -156,6 +155,7 @@ pub fn write_from_a_thread(
     })
 }
 
+/// Read exactly `len` bytes, or fail with the reason.
 pub fn read_reply(stream: &mut TcpStream, len: usize) -> io::Result<Vec<u8>> {
     let mut reply = vec![0; len];
     stream.read_exact(&mut reply)?;

@@ -65,8 +65,8 @@ pub fn readme(run: &AbuseRun) -> String {
         run.seconds,
         if run.quick { " (fewer connections, shorter windows)" } else { "" }
     );
-    let command = std::iter::once("scripts/abuse.sh").chain(run.args.iter().map(String::as_str));
-    let _ = writeln!(o, "- command: `{}`", command.collect::<Vec<_>>().join(" "));
+    let command = format!("scripts/abuse.sh {}", run.args.join(" "));
+    let _ = writeln!(o, "- command: `{}`", command.trim_end());
     let _ = writeln!(
         o,
         "- machine: {}, {} ({} CPUs), {}, {}; commit {}{}",

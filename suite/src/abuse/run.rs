@@ -149,20 +149,17 @@ pub fn run(opts: &Options) -> anyhow::Result<(PathBuf, bool)> {
     }
     let allowed = affinity::allowed();
     let asked = opts.cpus.as_ref().map(|(a, b)| (a, b));
-    // `cpus::choose` serves the bench suite too, whose flag is `--loadgen-cpus`.
-    let mut pinning = cpus::choose(allowed.as_deref().map_err(String::as_str), asked)
-        .map_err(|e| anyhow::Error::msg(e.replace("--loadgen-cpus", "--attack-cpus")))?;
+    let mut pinning = cpus::choose(allowed.as_deref().map_err(String::as_str), asked, "--attack-cpus")
+        .map_err(anyhow::Error::msg)?;
     let repo = std::env::current_dir()?;
     // Before pinning: pinned, this process would count only the attack CPUs as the machine's.
     let machine = machine::describe(&repo);
     pin_self(&pinning.loadgen).context("pinning the suite to the attack CPUs")?;
-    pinning.note = if pinning.loadgen.is_empty() {
-        pinning.note.replace("--loadgen-cpus", "--attack-cpus")
-    } else {
-        "sched_setaffinity: the server and the probe before exec; this program and its attack threads \
-         before the first cell"
-            .to_owned()
-    };
+    if !pinning.loadgen.is_empty() {
+        pinning.note = "sched_setaffinity: the server and the probe before exec; this program and its \
+                        attack threads before the first cell"
+            .to_owned();
+    }
     let out = match &opts.out {
         Some(o) => o.clone(),
         None => repo.join("results").join(format!("abuse-{}", machine::run_id(started_unix, &machine))),

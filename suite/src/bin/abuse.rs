@@ -44,7 +44,7 @@ enum Command {
 
 #[derive(clap::Args)]
 struct RunArgs {
-    /// A few minutes: fewer connections, shorter windows, one protocol for most scenarios
+    /// About 7 minutes on 2 CPUs: fewer connections, shorter windows, one protocol for most scenarios
     /// (every model still runs).
     #[arg(long)]
     quick: bool,

@@ -15,7 +15,9 @@ use super::admission::{Admitted, refuse};
 use super::deadline::{Clock, Timeouts, Waiting};
 use crate::buffer::{InputBuffer, recycle};
 use crate::config::ServerConfig;
-use crate::net::{AcceptFailure, FdReserve, LINGER_BYTES, LINGER_TIME, Shed, wait_until_delivered};
+use crate::net::{
+    AcceptFailure, FdReserve, LINGER_BYTES, LINGER_READ, LINGER_TIME, Shed, wait_until_delivered,
+};
 use crate::session::Session;
 use crate::shutdown::{OpenConnections, Shutdown, Tracked};
 use crate::store::Store;
@@ -199,7 +201,7 @@ pub fn close_after_final_reply(stream: &TcpStream) {
     let _ = stream.set_read_timeout(Some(LINGER_TIME));
     let deadline = Instant::now() + LINGER_TIME;
     let mut discarded = 0;
-    let mut sink = [0u8; 4096];
+    let mut sink = vec![0u8; LINGER_READ];
     while discarded < LINGER_BYTES && Instant::now() < deadline {
         match (&*stream).read(&mut sink) {
             Ok(0) => return,

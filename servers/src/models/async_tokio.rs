@@ -62,7 +62,7 @@ use crate::conn::chat_room::{Mailbox, Refill, Room};
 use crate::conn::deadline::{Clock, Timeouts, Waiting};
 use crate::buffer::{InputBuffer, recycle};
 use crate::config::{Runtime, ServerConfig};
-use crate::net::{AcceptFailure, DELIVERY_RECHECK_MAX, DELIVERY_WAIT, FdReserve, LINGER_BYTES, LINGER_TIME, Shed, unacknowledged};
+use crate::net::{AcceptFailure, DELIVERY_RECHECK_MAX, DELIVERY_WAIT, FdReserve, LINGER_BYTES, LINGER_READ, LINGER_TIME, Shed, unacknowledged};
 use crate::proto::Proto;
 use crate::proto::chat::MemberId;
 use crate::session::Session;
@@ -388,7 +388,7 @@ async fn wait_until_delivered(stream: &mut TcpStream) {
 async fn close_after_final_reply(stream: &mut TcpStream) {
     let _ = stream.shutdown().await;
     let _ = tokio::time::timeout(LINGER_TIME, async {
-        let mut sink = [0u8; 4096];
+        let mut sink = vec![0u8; LINGER_READ];
         let mut discarded = 0;
         while discarded < LINGER_BYTES {
             match stream.read(&mut sink).await {

@@ -160,14 +160,38 @@ impl Default for FdReserve {
 pub const LINGER_TIME: std::time::Duration = std::time::Duration::from_secs(1);
 /// See [`LINGER_TIME`].
 pub const LINGER_BYTES: usize = 1 << 20;
-/// How much one read takes while discarding (see [`LINGER_TIME`]). Small reads cost more than
-/// the bytes: a refused 1 MB request read 4 KiB at a time is 256 system calls, each of which
-/// may send the peer a window update, and a thread per connection makes them on several threads
-/// at once. Measured with `abuse run --models thread-per-connection --scenarios oversize
-/// --protos http`, five runs each, alternating two builds: 4 KiB reads took 3.9% of the server's
-/// CPU and put the probe's p99 at 1.3-3.0 ms, near or over the suite's 2 ms bound;
-/// 64 KiB reads took 1.8-2.5% and kept it at 0.9-1.3 ms. An event loop already reads 64 KiB.
-pub const LINGER_READ: usize = 64 * 1024;
+
+/// Drop up to `max` bytes the peer has sent, without keeping them; returns how many (0 at
+/// end-of-file). Blocks as the socket does: until input arrives, or `SO_RCVTIMEO` runs out, or at
+/// once with `WouldBlock` on a non-blocking socket.
+///
+/// This is how lingering discards (see [`LINGER_TIME`]). On Linux, `recv` with `MSG_TRUNC`
+/// makes TCP drop the bytes instead of copying them, so there is no buffer and one call takes
+/// everything queued. Small reads cost more than the bytes they move: a thread that refuses a
+/// 1 MB request 4 KiB at a time makes 256 calls for it, each free to send the peer a window
+/// update, and a thread per connection does so on eight threads at once. The suite's `oversize`
+/// http cell, `target/release/abuse run --models thread-per-connection --scenarios oversize
+/// --protos http --server-bin B`, five runs alternating three builds B (first attempts): 4 KiB
+/// reads, server CPU 3.2-4.3% and probe p99 0.5-3.1 ms, over the cell's 2 ms bound in two runs;
+/// 64 KiB reads, 1.4-2.8% and 0.6-1.1 ms; `MSG_TRUNC`, 1.8-2.1% and 0.5-0.7 ms.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub fn discard_input(socket: &impl std::os::fd::AsRawFd, max: usize) -> io::Result<usize> {
+    // SAFETY: with `MSG_TRUNC`, TCP writes nothing through the buffer pointer; it only counts
+    // the bytes it drops, so a null buffer is never touched.
+    let n = unsafe { libc::recv(socket.as_raw_fd(), std::ptr::null_mut(), max, libc::MSG_TRUNC) };
+    usize::try_from(n).map_err(|_| io::Error::last_os_error())
+}
+
+/// See the Linux version above. Elsewhere `MSG_TRUNC` means something else for TCP, so the
+/// bytes are read into a small buffer and dropped.
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+pub fn discard_input(socket: &impl std::os::fd::AsRawFd, max: usize) -> io::Result<usize> {
+    let mut sink = [0u8; 16 * 1024];
+    let len = max.min(sink.len());
+    // SAFETY: reads into our own buffer, at most its length.
+    let n = unsafe { libc::recv(socket.as_raw_fd(), sink.as_mut_ptr().cast(), len, 0) };
+    usize::try_from(n).map_err(|_| io::Error::last_os_error())
+}
 
 /// How many finished handshakes the kernel may queue for `accept()`. The default of std's
 /// `bind` (128) drops connections when a load generator opens thousands at once; the kernel caps
@@ -279,4 +303,40 @@ pub fn wait_until_delivered(stream: &std::net::TcpStream) -> bool {
     };
     let _ = stream.shutdown(std::net::Shutdown::Write);
     delivered
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read, Write};
+    use std::net::{Shutdown, TcpListener, TcpStream};
+    use std::time::Duration;
+
+    use super::discard_input;
+
+    /// The bytes are really consumed, never more than asked, and what follows them arrives intact.
+    #[test]
+    fn discard_input_drops_exactly_what_it_is_asked_and_then_sees_end_of_file() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (mut server, _) = listener.accept().unwrap();
+        server.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        const JUNK: usize = 300_000;
+        let writer = std::thread::spawn(move || {
+            client.write_all(&vec![b'j'; JUNK]).unwrap();
+            client.write_all(b"after").unwrap();
+            client.shutdown(Shutdown::Write).unwrap();
+        });
+        let mut dropped = 0;
+        while dropped < JUNK {
+            let n = discard_input(&server, JUNK - dropped).unwrap();
+            assert!(n > 0, "end-of-file after {dropped} of {JUNK} bytes");
+            dropped += n;
+        }
+        assert_eq!(dropped, JUNK);
+        let mut rest = Vec::new();
+        server.read_to_end(&mut rest).unwrap();
+        assert_eq!(rest, b"after");
+        assert_eq!(discard_input(&server, 1024).unwrap(), 0);
+        writer.join().unwrap();
+    }
 }

@@ -16,7 +16,7 @@ use super::deadline::{Clock, Timeouts, Waiting};
 use crate::buffer::{InputBuffer, recycle};
 use crate::config::ServerConfig;
 use crate::net::{
-    AcceptFailure, FdReserve, LINGER_BYTES, LINGER_READ, LINGER_TIME, Shed, wait_until_delivered,
+    AcceptFailure, FdReserve, LINGER_BYTES, LINGER_TIME, Shed, discard_input, wait_until_delivered,
 };
 use crate::session::Session;
 use crate::shutdown::{OpenConnections, Shutdown, Tracked};
@@ -201,9 +201,8 @@ pub fn close_after_final_reply(stream: &TcpStream) {
     let _ = stream.set_read_timeout(Some(LINGER_TIME));
     let deadline = Instant::now() + LINGER_TIME;
     let mut discarded = 0;
-    let mut sink = vec![0u8; LINGER_READ];
     while discarded < LINGER_BYTES && Instant::now() < deadline {
-        match (&*stream).read(&mut sink) {
+        match discard_input(stream, LINGER_BYTES - discarded) {
             Ok(0) => return,
             Ok(n) => discarded += n,
             Err(e) if e.kind() == ErrorKind::Interrupted => {}

@@ -52,7 +52,7 @@ use std::io::{self, ErrorKind};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Notify;
 use tokio::task::JoinSet;
@@ -62,7 +62,10 @@ use crate::conn::chat_room::{Mailbox, Refill, Room};
 use crate::conn::deadline::{Clock, Timeouts, Waiting};
 use crate::buffer::{InputBuffer, recycle};
 use crate::config::{Runtime, ServerConfig};
-use crate::net::{AcceptFailure, DELIVERY_RECHECK_MAX, DELIVERY_WAIT, FdReserve, LINGER_BYTES, LINGER_READ, LINGER_TIME, Shed, unacknowledged};
+use crate::net::{
+    AcceptFailure, DELIVERY_RECHECK_MAX, DELIVERY_WAIT, FdReserve, LINGER_BYTES, LINGER_TIME, Shed, discard_input,
+    unacknowledged,
+};
 use crate::proto::Proto;
 use crate::proto::chat::MemberId;
 use crate::session::Session;
@@ -388,12 +391,16 @@ async fn wait_until_delivered(stream: &mut TcpStream) {
 async fn close_after_final_reply(stream: &mut TcpStream) {
     let _ = stream.shutdown().await;
     let _ = tokio::time::timeout(LINGER_TIME, async {
-        let mut sink = vec![0u8; LINGER_READ];
         let mut discarded = 0;
         while discarded < LINGER_BYTES {
-            match stream.read(&mut sink).await {
-                Ok(0) | Err(_) => return,
+            if stream.readable().await.is_err() {
+                return;
+            }
+            match stream.try_io(Interest::READABLE, || discard_input(&*stream, LINGER_BYTES - discarded)) {
+                Ok(0) => return,
                 Ok(n) => discarded += n,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+                Err(_) => return,
             }
         }
     })

@@ -198,10 +198,15 @@ impl ReadTimeout {
 /// destroy it (see [`LINGER_TIME`]).
 pub fn close_after_final_reply(stream: &TcpStream) {
     let _ = stream.shutdown(Direction::Write);
-    let _ = stream.set_read_timeout(Some(LINGER_TIME));
     let deadline = Instant::now() + LINGER_TIME;
     let mut discarded = 0;
-    while discarded < LINGER_BYTES && Instant::now() < deadline {
+    while discarded < LINGER_BYTES {
+        // Each wait gets only what is left of the linger: with the whole of it each time, a peer
+        // sending a byte just before every timeout would stretch the linger to twice its length.
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() || stream.set_read_timeout(Some(left)).is_err() {
+            return;
+        }
         match discard_input(stream, LINGER_BYTES - discarded) {
             Ok(0) => return,
             Ok(n) => discarded += n,

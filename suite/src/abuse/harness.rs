@@ -209,14 +209,22 @@ fn sampler(pid: u32, recording: &AtomicBool, stop: &AtomicBool) -> Peaks {
     }
 }
 
-/// Lowers the calling thread's priority to nice 19; threads it starts inherit it. The attack
-/// shares its CPU with the probe, and a busy attacker must not delay the probe's own wake-ups
-/// (that would be the client's latency, not the server's).
+/// Puts the calling thread in `SCHED_IDLE`; threads it starts inherit it. The attack shares its
+/// CPU with the probe, and a busy attacker must not delay the probe's own wake-ups (that would be
+/// the client's latency, not the server's). Nice 19 alone was not enough: a waking nice-0
+/// thread may still wait out a nice-19 thread's time slice, and while the malformed attack kept
+/// 8 threads runnable against a fast event loop, the probe's thread waited up to 3.4 ms for its
+/// CPU (`perf sched timehist`), which put those cells' probe p99 at 4-7 ms. A `SCHED_IDLE`
+/// thread runs only when nothing else wants the CPU and yields to a waking thread at once; any
+/// thread may enter it, and should that fail, nice 19 remains.
 fn lower_priority() {
-    // SAFETY: gettid and setpriority on this thread only.
+    // SAFETY: gettid, setpriority and sched_setscheduler act on this thread only; the
+    // parameter is read, not kept.
     unsafe {
         let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
         libc::setpriority(libc::PRIO_PROCESS, tid, 19);
+        let param = libc::sched_param { sched_priority: 0 };
+        libc::sched_setscheduler(0, libc::SCHED_IDLE, &param);
     }
 }
 

@@ -399,7 +399,7 @@ async fn close_after_final_reply(stream: &mut TcpStream) {
             match stream.try_io(Interest::READABLE, || discard_input(&*stream, LINGER_BYTES - discarded)) {
                 Ok(0) => return,
                 Ok(n) => discarded += n,
-                Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::Interrupted) => {}
                 Err(_) => return,
             }
         }

@@ -34,8 +34,10 @@
 //! [`REQUESTS_PER_TURN`](crate::session::REQUESTS_PER_TURN) requests and keeps the same probe
 //! under 2 ms; a thread could only imitate that by giving the CPU up itself (`sched_yield`).
 //! System calls add up the same way: eight threads each refusing a 1 MB http head by reading
-//! and dropping it 4 KiB at a time put the probe's p99 at 0.5-3.1 ms; dropping those bytes in
-//! the kernel instead ([`discard_input`](crate::net::discard_input)) keeps it at 0.5-0.7 ms.
+//! and dropping it 4 KiB at a time put the probe's p99 at 0.5-3.1 ms (over the 2 ms bound in two
+//! of five runs of `scripts/abuse.sh --models thread-per-connection --scenarios oversize --protos
+//! http`); dropping those bytes in the kernel instead
+//! ([`discard_input`](crate::net::discard_input)) measured 0.5-0.7 ms.
 //!
 //! **Where it shines.** Few, busy connections: the code is the simplest one that serves clients
 //! concurrently, blocking calls (a database query, `--block-us`) stall only their own client, and

@@ -48,8 +48,11 @@ pub fn sigterm(a: &Attack) -> AttackReport {
         let pid = a.server_pid as libc::pid_t;
         // SAFETY: kill(2) on the PID of the suite's own child server, which the harness has
         // not reaped (it waits for it only after this attack returns).
+        // The time is read before the signal: read after, it would start late whenever this
+        // (idle-priority) thread waits for its CPU, and the server's exit would look faster.
+        let sent = Instant::now();
         if unsafe { libc::kill(pid, libc::SIGTERM) } == 0 {
-            total.terminated_at = Some(Instant::now());
+            total.terminated_at = Some(sent);
         } else {
             total.check_failed = Some("could not send SIGTERM".into());
         }

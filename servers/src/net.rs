@@ -162,8 +162,8 @@ pub const LINGER_TIME: std::time::Duration = std::time::Duration::from_secs(1);
 pub const LINGER_BYTES: usize = 1 << 20;
 
 /// Drop up to `max` (more than 0) bytes a TCP peer has sent, without keeping them; returns how
-/// many (0 at end-of-file). Blocks as the socket does: until input arrives, or `SO_RCVTIMEO` runs out, or at
-/// once with `WouldBlock` on a non-blocking socket.
+/// many (0 at end-of-file). Blocks as the socket does: until input arrives, or `SO_RCVTIMEO`
+/// runs out, or at once with `WouldBlock` on a non-blocking socket.
 ///
 /// This is how the threaded models and tokio linger (see [`LINGER_TIME`]); the event loops
 /// discard into the 64 KiB read buffer they already have. On Linux, `recv` with `MSG_TRUNC`

@@ -46,11 +46,11 @@ pub fn sigterm(a: &Attack) -> AttackReport {
             .collect();
         thread::sleep(Duration::from_millis(500));
         let pid = a.server_pid as libc::pid_t;
-        // SAFETY: kill(2) on the PID of the suite's own child server, which the harness has
-        // not reaped (it waits for it only after this attack returns).
         // The time is read before the signal: read after, it would start late whenever this
         // (idle-priority) thread waits for its CPU, and the server's exit would look faster.
         let sent = Instant::now();
+        // SAFETY: kill(2) on the PID of the suite's own child server, which the harness has
+        // not reaped (it waits for it only after this attack returns).
         if unsafe { libc::kill(pid, libc::SIGTERM) } == 0 {
             total.terminated_at = Some(sent);
         } else {

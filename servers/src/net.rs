@@ -172,9 +172,10 @@ pub const LINGER_BYTES: usize = 1 << 20;
 /// 1 MB request 4 KiB at a time makes 256 calls for it, each free to send the peer a window
 /// update, and a thread per connection does so on eight threads at once. The suite's `oversize`
 /// http cell, `target/release/abuse run --models thread-per-connection --scenarios oversize
-/// --protos http --server-bin B`, five runs alternating three builds B (first attempts): 4 KiB
-/// reads, server CPU 3.2-4.3% and probe p99 0.5-3.1 ms, over the cell's 2 ms bound in two runs;
-/// 64 KiB reads, 1.4-2.8% and 0.6-1.1 ms; `MSG_TRUNC`, 1.8-2.1% and 0.5-0.7 ms.
+/// --protos http --server-bin B`, five runs alternating three server builds B (first attempts):
+/// 4 KiB reads (built at 3af6960), server CPU 3.2-4.3% and probe p99 0.5-3.1 ms, over the cell's
+/// 2 ms bound in two runs; 64 KiB reads (3dc4b7f), 1.4-2.8% and 0.6-1.1 ms; `MSG_TRUNC`
+/// (8b285e0), 1.8-2.1% and 0.5-0.7 ms.
 #[cfg(any(target_os = "linux", target_os = "android"))]
 pub fn discard_input(socket: &impl std::os::fd::AsRawFd, max: usize) -> io::Result<usize> {
     // SAFETY: with `MSG_TRUNC`, TCP writes nothing through the buffer pointer; it only counts

@@ -214,7 +214,9 @@ fn sampler(pid: u32, recording: &AtomicBool, stop: &AtomicBool) -> Peaks {
 /// the client's latency, not the server's). Nice 19 alone was not enough: a waking nice-0
 /// thread may still wait out a nice-19 thread's time slice, and while the malformed attack kept
 /// 8 threads runnable against a fast event loop, the probe's thread waited up to 3.4 ms for its
-/// CPU (`perf sched timehist`), which put those cells' probe p99 at 3.5-7 ms. A `SCHED_IDLE`
+/// CPU, which put those cells' probe p99 at 3.5-7 ms (at 644ca1b: `perf sched record -- sleep 6`
+/// during `abuse run --models reactor --scenarios malformed --protos echo-line`, then
+/// `perf sched timehist`, the loadgen thread's scheduling delay). A `SCHED_IDLE`
 /// thread runs only when nothing else wants the CPU and yields to a waking thread at once; any
 /// thread may enter it, and should that fail, nice 19 remains.
 fn lower_priority() {
